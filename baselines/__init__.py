@@ -1,0 +1,31 @@
+"""Non-learned placement solvers, one per file, all with `solve(instance) -> Placement`.
+
+`get(name, **params)` builds one by its registered name; `NAMES` lists them.
+"""
+
+from __future__ import annotations
+
+from xnet_gym.errors import ScenarioError, field_error
+
+from .random_strategies import RandIntra, RandIntraCG, RandPlace
+from .space_xnet import SpaceXNet
+
+SOLVERS = {cls.name: cls for cls in (SpaceXNet, RandIntraCG, RandIntra, RandPlace)}
+PAPER_STRATEGIES = ("Space-XNet", "RandIntra-CG", "RandIntra", "RandPlace")
+
+
+def register(cls):
+    SOLVERS[cls.name] = cls
+    return cls
+
+
+def get(name: str, **params):
+    by_lower = {k.lower(): v for k, v in SOLVERS.items()}
+    cls = by_lower.get(name.lower())
+    if cls is None:
+        raise field_error(ScenarioError, "solver", name, f"unknown solver; allowed: {', '.join(SOLVERS)}")
+    return cls(**params)
+
+
+__all__ = ["SOLVERS", "PAPER_STRATEGIES", "get", "register", "SpaceXNet", "RandIntraCG", "RandIntra",
+           "RandPlace"]

@@ -1,0 +1,13 @@
+"""Space-XNet, the paper's placement: ring subnets, central gateways, sort-match experts."""
+
+from xnet_gym.analytic import analytic_placement
+from xnet_gym.instance import Instance
+from xnet_gym.placement import Placement
+
+
+class SpaceXNet:
+    name = "Space-XNet"
+    randomized = False
+
+    def solve(self, instance: Instance) -> Placement:
+        return analytic_placement(instance)

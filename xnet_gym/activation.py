@@ -1,0 +1,245 @@
+"""Activation traces: which experts each token activates in each layer.
+
+A trace is an int array `experts` of shape (layers, tokens, top_k) with distinct ids per
+token, optionally with router `weights` of the same shape. Sources: synthetic `zipf`
+(Plackett-Luce: independent of everything but the popularity ranking), synthetic `clustered`
+(co-activation through token clusters), `.npz` files and the ESFT text format.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TraceError, field_error
+
+
+@dataclass(frozen=True, eq=False)
+class ActivationTrace:
+    experts: np.ndarray
+    n_experts: int
+    weights: np.ndarray | None = None
+    source: str = ""
+
+    def __post_init__(self):
+        x = np.asarray(self.experts)
+        if x.ndim != 3 or min(x.shape, default=0) < 1:
+            raise field_error(TraceError, "trace.experts.shape", tuple(x.shape),
+                              "must be (layers, tokens, top_k), each >= 1")
+        if not np.issubdtype(x.dtype, np.integer):
+            raise field_error(TraceError, "trace.experts.dtype", str(x.dtype), "must be an integer type")
+        if x.shape[2] > self.n_experts:
+            raise field_error(TraceError, "trace.top_k", x.shape[2],
+                              f"must be <= the number of experts ({self.n_experts})")
+        lo, hi = int(x.min()), int(x.max())
+        if lo < 0 or hi >= self.n_experts:
+            bad = lo if lo < 0 else hi
+            raise field_error(TraceError, "trace.experts", bad,
+                              f"expert ids must be in [0, {self.n_experts - 1}]")
+        srt = np.sort(x, axis=2)
+        dup = np.argwhere(srt[:, :, 1:] == srt[:, :, :-1])
+        if len(dup):
+            l, t = int(dup[0, 0]), int(dup[0, 1])
+            raise field_error(TraceError, f"trace.experts[{l}, {t}]", x[l, t].tolist(),
+                              "a token's active experts must be distinct")
+        object.__setattr__(self, "experts", x.astype(np.int32 if self.n_experts > 127 else np.int16,
+                                                      copy=False))
+        if self.weights is not None:
+            w = np.asarray(self.weights)
+            if w.shape != x.shape:
+                raise field_error(TraceError, "trace.weights.shape", tuple(w.shape),
+                                  f"must equal experts.shape {tuple(x.shape)}")
+            if not np.issubdtype(w.dtype, np.floating) or not np.all(np.isfinite(w)):
+                raise field_error(TraceError, "trace.weights", str(w.dtype), "must be finite floats")
+        object.__setattr__(self, "_sets", {})
+
+    @property
+    def n_layers(self) -> int:
+        return self.experts.shape[0]
+
+    @property
+    def n_tokens(self) -> int:
+        return self.experts.shape[1]
+
+    @property
+    def top_k(self) -> int:
+        return self.experts.shape[2]
+
+    def probabilities(self) -> np.ndarray:
+        """(layers, experts) probability that a token activates each expert (count / tokens)."""
+        L, T, _ = self.experts.shape
+        flat = self.experts.reshape(L, -1).astype(np.int64) + (np.arange(L) * self.n_experts)[:, None]
+        counts = np.bincount(flat.ravel(), minlength=L * self.n_experts).reshape(L, self.n_experts)
+        return counts / T
+
+    def active_sets(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct active sets of a layer, (n_sets, top_k) sorted ids, and their token counts."""
+        cached = self._sets.get(layer)
+        if cached is None:
+            rows = np.sort(self.experts[layer], axis=1)
+            cached = np.unique(rows, axis=0, return_counts=True)
+            self._sets[layer] = cached
+        return cached
+
+    def coactivation(self, layer: int) -> np.ndarray:
+        """(E, E) matrix C[e, f] = P(f active | e active), zero diagonal."""
+        E = self.n_experts
+        onehot = np.zeros((self.n_tokens, E))
+        np.put_along_axis(onehot, self.experts[layer].astype(np.int64), 1.0, axis=1)
+        joint = onehot.T @ onehot
+        count = np.diag(joint).copy()
+        np.fill_diagonal(joint, 0.0)
+        return joint / np.maximum(count, 1.0)[:, None]
+
+    def window(self, start: int, tokens: int) -> "ActivationTrace":
+        """Tokens [start, start + tokens) of every layer."""
+        sl = slice(start, start + tokens)
+        w = None if self.weights is None else self.weights[:, sl]
+        return ActivationTrace(self.experts[:, sl], self.n_experts, w, self.source)
+
+    def select_layers(self, layers) -> "ActivationTrace":
+        idx = np.asarray(layers)
+        w = None if self.weights is None else self.weights[idx]
+        return ActivationTrace(self.experts[idx], self.n_experts, w, self.source)
+
+
+def _gumbel_top_k(logits: np.ndarray, top_k: int, tokens: int, rng: np.random.Generator) -> np.ndarray:
+    """Plackett-Luce top-k without replacement: argmax-k of logits + Gumbel noise."""
+    L, E = logits.shape[0], logits.shape[-1]
+    noisy = rng.gumbel(size=(L, tokens, E)) + (logits if logits.ndim == 3 else logits[:, None, :])
+    top = np.argpartition(-noisy, top_k - 1, axis=2)[:, :, :top_k]
+    return top
+
+
+def _zipf_logits(layers: int, experts: int, alpha: float, rng: np.random.Generator) -> np.ndarray:
+    perm = np.argsort(rng.random((layers, experts)), axis=1)
+    rank_logits = -alpha * np.log(np.arange(1, experts + 1))
+    logits = np.empty((layers, experts))
+    np.put_along_axis(logits, perm, np.broadcast_to(rank_logits, (layers, experts)), axis=1)
+    return logits
+
+
+def zipf_trace(layers: int, experts: int, top_k: int, tokens: int, alpha: float,
+               rng: np.random.Generator) -> ActivationTrace:
+    """Per layer: Zipf(alpha) popularity over a random expert permutation, top-k by Gumbel."""
+    logits = _zipf_logits(layers, experts, alpha, rng)
+    return ActivationTrace(_gumbel_top_k(logits, top_k, tokens, rng), experts, source=f"zipf(alpha={alpha})")
+
+
+def clustered_trace(layers: int, experts: int, top_k: int, tokens: int, alpha: float,
+                    clusters: int, coactivation_strength: float,
+                    rng: np.random.Generator) -> ActivationTrace:
+    """Zipf popularity plus token clusters; each cluster boosts a group of 2*top_k experts per
+    layer by `coactivation_strength` (logit units). 0 gives independent (zipf) routing; larger
+    values make the group's experts fire together, and the same cluster persists across layers."""
+    logits = _zipf_logits(layers, experts, alpha, rng)
+    group = min(experts, 2 * top_k)
+    members = np.argsort(rng.random((clusters, layers, experts)), axis=2)[:, :, :group]
+    boost = np.zeros((clusters, layers, experts))
+    np.put_along_axis(boost, members, coactivation_strength, axis=2)
+    cluster_of_token = rng.integers(clusters, size=tokens)
+    token_logits = logits[:, None, :] + boost[cluster_of_token].transpose(1, 0, 2)
+    top = _gumbel_top_k(token_logits, top_k, tokens, rng)
+    return ActivationTrace(top, experts,
+                           source=f"clustered(alpha={alpha}, clusters={clusters}, "
+                                  f"strength={coactivation_strength})")
+
+
+def load_trace_npz(path, n_experts: int) -> ActivationTrace:
+    """Load `experts` (and optional `weights`) from an .npz without pickle."""
+    path = Path(path)
+    if not path.is_file():
+        raise field_error(TraceError, "activation.path", str(path), "no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "experts" not in data.files:
+                raise field_error(TraceError, "trace file keys", sorted(data.files),
+                                  "an .npz trace must hold an 'experts' array")
+            experts = data["experts"]
+            weights = data["weights"].astype(np.float64) if "weights" in data.files else None
+    except TraceError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise field_error(TraceError, "activation.path", str(path),
+                              "holds object arrays that need pickle; traces load without pickle") from None
+        raise field_error(TraceError, "activation.path", str(path), f"not a readable .npz ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise field_error(TraceError, "activation.path", str(path), f"not a readable .npz ({exc})") from None
+    return ActivationTrace(experts, n_experts, weights, source=str(path))
+
+
+def save_trace_npz(trace: ActivationTrace, path) -> None:
+    """Write atomically: a crash never leaves a half-written file at `path`."""
+    path = Path(path)
+    arrays = {"experts": trace.experts}
+    if trace.weights is not None:
+        arrays["weights"] = trace.weights.astype(np.float16)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_ESFT_FILE = re.compile(r"expert_weights_(\d+)\.txt(\.gz)?$")
+
+
+def load_esft(folder, n_experts: int = 64, top_k: int = 6, layers=None) -> ActivationTrace:
+    """Load a task folder of DeepSeek's ESFT `expert_weights_<L>.txt[.gz]` files.
+
+    Each line is a sequence: 6*T tab-separated ids, a double tab, 6*T weights. Lines align
+    across layer files, so tokens are concatenated in file order.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise field_error(TraceError, "activation.path", str(folder), "no such folder")
+    files = {}
+    for f in folder.iterdir():
+        m = _ESFT_FILE.match(f.name)
+        if m:
+            files[int(m.group(1))] = f
+    if not files:
+        raise field_error(TraceError, "activation.path", str(folder),
+                          "holds no expert_weights_<L>.txt[.gz] files (ESFT format)")
+    order = sorted(files) if layers is None else [sorted(files)[i] for i in layers]
+    ids, wts = [], []
+    for layer in order:
+        f = files[layer]
+        opener = gzip.open if f.suffix == ".gz" else open
+        with opener(f, "rt", encoding="utf-8") as fh:
+            text = fh.read()
+        id_parts, w_parts = [], []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            blocks = line.split("\t\t")
+            if len(blocks) != 2:
+                raise field_error(TraceError, f"{f.name}:{lineno}", f"{len(blocks)} blocks",
+                                  "a line must be ids, a double tab, then weights")
+            id_parts.append(blocks[0])
+            w_parts.append(blocks[1])
+        try:
+            layer_ids = np.array("\t".join(id_parts).split("\t"), dtype=np.int64)
+            layer_w = np.array("\t".join(w_parts).split("\t"), dtype=np.float64)
+        except ValueError as exc:
+            raise field_error(TraceError, f.name, str(exc), "ids must be integers and weights floats") from None
+        if len(layer_ids) % top_k or len(layer_ids) != len(layer_w):
+            raise field_error(TraceError, f.name, f"{len(layer_ids)} ids, {len(layer_w)} weights",
+                              f"ids and weights must pair up in groups of top_k = {top_k}")
+        ids.append(layer_ids.reshape(-1, top_k))
+        wts.append(layer_w.reshape(-1, top_k))
+    counts = {len(a) for a in ids}
+    if len(counts) != 1:
+        raise field_error(TraceError, "activation.path", str(folder),
+                          f"layers have different token counts {sorted(counts)}; lines must align")
+    return ActivationTrace(np.stack(ids), n_experts, np.stack(wts), source=str(folder))

@@ -1,0 +1,142 @@
+"""An Instance: everything a placement is solved and scored on, built from a Scenario.
+
+scenario -> (constellation, topology, model, trace, ring layout) -> Instance. Instances are
+cheap to re-slice (`with_slots`, `with_trace`, `with_objective`): the topology and its
+shortest-path cache are shared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .activation import ActivationTrace, clustered_trace, load_esft, load_trace_npz, zipf_trace
+from .constellation import Constellation, WalkerSpec
+from .errors import ScenarioError, TraceError, field_error
+from .layers import RingLayout, ring_layout
+from .placement import Placement
+from .scenario import Scenario, load_scenario
+from .topology import Topology
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Instance:
+    scenario: Scenario
+    constellation: Constellation
+    topology: Topology
+    trace: ActivationTrace
+    layout: RingLayout
+    rate_flops: np.ndarray          # (N,) effective compute rate of each satellite
+    slots: np.ndarray               # indices into the topology's time slots
+    objective: str
+    route: str
+
+    @property
+    def model(self):
+        return self.scenario.model
+
+    @property
+    def n_satellites(self) -> int:
+        return self.constellation.n_satellites
+
+    @property
+    def n_layers(self) -> int:
+        return self.scenario.model.layers
+
+    @property
+    def n_experts(self) -> int:
+        return self.scenario.model.experts
+
+    @property
+    def capacity(self) -> int:
+        return self.scenario.placement.experts_per_satellite
+
+    @property
+    def outage_penalty_s(self) -> float:
+        return self.scenario.links.outage_penalty_s
+
+    @property
+    def expert_time_s(self) -> np.ndarray:
+        """(N,) compute time of one expert on each satellite."""
+        return self.model.expert_flops / self.rate_flops
+
+    def with_slots(self, slots) -> "Instance":
+        return dataclasses.replace(self, slots=np.asarray(slots, dtype=np.int64))
+
+    def with_trace(self, trace: ActivationTrace) -> "Instance":
+        if trace.n_layers != self.n_layers or trace.n_experts != self.n_experts:
+            raise field_error(TraceError, "trace shape", (trace.n_layers, trace.n_experts),
+                              f"must match the model: ({self.n_layers} layers, {self.n_experts} experts)")
+        return dataclasses.replace(self, trace=trace)
+
+    def with_objective(self, objective: str | None = None, route: str | None = None) -> "Instance":
+        sc = self.scenario.with_evaluation(objective=objective, route=route)
+        return dataclasses.replace(self, scenario=sc, objective=sc.evaluation.objective,
+                                   route=sc.evaluation.route)
+
+    def validate(self, placement: Placement) -> Placement:
+        if len(placement.gateways) != self.n_layers:
+            raise field_error(ScenarioError, "placement.gateways length", len(placement.gateways),
+                              f"must equal the number of layers ({self.n_layers})")
+        return placement.validate(self.n_satellites, self.n_experts, self.capacity)
+
+
+def make_trace(scenario: Scenario, rng: np.random.Generator) -> ActivationTrace:
+    """The scenario's activation trace: synthetic from `rng`, or loaded from its file."""
+    a, m = scenario.activation, scenario.model
+    if a.source == "zipf":
+        return zipf_trace(m.layers, m.experts, m.top_k, a.tokens, a.alpha, rng)
+    if a.source == "clustered":
+        return clustered_trace(m.layers, m.experts, m.top_k, a.tokens, a.alpha, a.clusters,
+                               a.coactivation_strength, rng)
+    path = scenario.resolve(a.path)
+    trace = load_esft(path, m.experts, m.top_k) if path.is_dir() else load_trace_npz(path, m.experts)
+    if trace.top_k != m.top_k or trace.n_layers != m.layers:
+        raise field_error(TraceError, "activation.path", str(path),
+                          f"trace has {trace.n_layers} layers and top_k {trace.top_k}; the model "
+                          f"needs {m.layers} layers and top_k {m.top_k}")
+    if a.tokens is not None:
+        trace = trace.window(0, a.tokens)
+    return trace
+
+
+def build_constellation(scenario: Scenario) -> Constellation:
+    spec = scenario.constellation
+    slots = scenario.evaluation.slots
+    if isinstance(spec, WalkerSpec):
+        return Constellation.walker(spec, slots)
+    from .tle import constellation_from_tle_spec
+    return constellation_from_tle_spec(scenario, slots)
+
+
+def build_instance(scenario, rng: np.random.Generator | None = None, *, slots: int | None = None,
+                   objective: str | None = None, route: str | None = None) -> Instance:
+    """Build the instance of a scenario (preset name, path or Scenario).
+
+    One Generator, seeded from `scenario.seed` unless given, draws the link outages and then
+    the synthetic trace, so the same seed gives the same instance bit for bit.
+    """
+    scenario = load_scenario(scenario).with_evaluation(slots=slots, objective=objective, route=route)
+    rng = np.random.default_rng(scenario.seed) if rng is None else rng
+    constellation = build_constellation(scenario)
+    topology = Topology(constellation, scenario.links, scenario.model.message_bits, rng)
+    trace = make_trace(scenario, rng)
+    layout = ring_layout(constellation.plane, constellation.slot, constellation.n_planes,
+                         constellation.sats_per_plane, scenario.model.layers,
+                         scenario.placement.layers_per_subnet)
+    seats = min(len(s) for s in layout.subnets) - 1
+    if seats * scenario.placement.experts_per_satellite < scenario.model.experts:
+        raise field_error(ScenarioError, "placement.experts_per_satellite",
+                          scenario.placement.experts_per_satellite,
+                          f"a subnet has only {seats} expert candidates for {scenario.model.experts} "
+                          f"experts; raise experts_per_satellite or enlarge the constellation")
+    g = scenario.compute.gflops
+    rate = np.full(constellation.n_satellites, float(g) * 1e9) if not isinstance(g, tuple) \
+        else np.asarray(g, dtype=float) * 1e9
+    if len(rate) != constellation.n_satellites:
+        raise field_error(ScenarioError, "compute.gflops", f"list of {len(rate)}",
+                          f"needs one value per satellite ({constellation.n_satellites})")
+    ev = scenario.evaluation
+    return Instance(scenario, constellation, topology, trace, layout, rate,
+                    np.arange(constellation.n_slots), ev.objective, ev.route)

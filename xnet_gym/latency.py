@@ -1,0 +1,164 @@
+"""The one latency evaluator (DESIGN.md section 2). Everything scores placements here.
+
+Token latency per slot and token:
+    T = t_lm + sum_l [ t_attn(l) + max_{e in A_l} ( d(g_l, s_e) + m_e t_expert(s_e) + d(s_e, g_next) ) ]
+with m_e the number of the token's active experts on s_e's satellite (back-to-back compute).
+`objective = "weighted"` replaces the max by sum_e (p_e / k) (...) with m_e = 1. A leg with no
+path in a slot costs `outage_penalty_s`. The trace is compressed into distinct active sets per
+layer, so the cost is O(slots x distinct sets x k) per layer, not O(slots x tokens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .instance import Instance
+from .placement import Placement
+
+
+def _next_gateways(instance: Instance, gateways: np.ndarray) -> np.ndarray:
+    return np.roll(gateways, -1) if instance.route == "forward" else gateways
+
+
+def _legs(instance: Instance, gateways: np.ndarray, layers: np.ndarray, sats: np.ndarray):
+    """Path legs of each (layer, satellite) pair over the instance's slots.
+
+    Returns (propagation_s, unreachable_legs), both (K, n): the finite part of
+    d(g_l, s) + d(s, g_next) and how many of the two legs have no path.
+    """
+    uniq, inverse = np.unique(gateways, return_inverse=True)
+    nxt = _next_gateways(instance, gateways)
+    row_of = {int(g): i for i, g in enumerate(uniq)}
+    nxt_rows = np.array([row_of[int(g)] for g in nxt])
+    dist = instance.topology.distances_from(uniq)
+    k = instance.slots[:, None]
+    leg_in = dist[k, inverse[layers][None, :], sats[None, :]]
+    leg_out = dist[k, nxt_rows[layers][None, :], sats[None, :]]
+    bad_in, bad_out = ~np.isfinite(leg_in), ~np.isfinite(leg_out)
+    prop = np.where(bad_in, 0.0, leg_in) + np.where(bad_out, 0.0, leg_out)
+    return prop, bad_in.astype(np.int8) + bad_out
+
+
+def expected_stage_cost_s(instance: Instance, gateways, layer: int, sats) -> np.ndarray:
+    """(n,) the closed form's per-satellite cost: mean over slots of both legs (outages at
+    the penalty) plus one expert's compute time. Under `weighted` a layer's stage latency is
+    exactly sum_e (p_e / k) * this cost at s_e."""
+    sats = np.asarray(sats, dtype=np.int64)
+    prop, bad = _legs(instance, np.asarray(gateways, dtype=np.int64),
+                      np.full(len(sats), layer), sats)
+    return (prop + bad * instance.outage_penalty_s).mean(axis=0) + instance.expert_time_s[sats]
+
+
+@dataclass(frozen=True)
+class StageCosts:
+    """Expected expert-stage latency of each evaluated layer (s/token), split by kind."""
+    layers: np.ndarray
+    stage_s: np.ndarray
+    propagation_s: np.ndarray
+    compute_s: np.ndarray
+    outage_s: np.ndarray
+    unreachable_legs: np.ndarray   # expected unreachable legs per token
+    legs: np.ndarray               # legs per token
+
+
+def evaluate_stages(instance: Instance, placement: Placement, layers=None) -> StageCosts:
+    """Expert-stage latency max_{e in A_l}(...) (or its weighted surrogate) of `layers`."""
+    L, E = placement.experts.shape
+    layers = np.arange(L) if layers is None else np.atleast_1d(np.asarray(layers, dtype=np.int64))
+    gateways = placement.gateways
+    sats = placement.experts[layers]                                   # (n_l, E)
+    prop, bad = _legs(instance, gateways, np.repeat(layers, E), sats.ravel())
+    K = len(instance.slots)
+    prop = prop.reshape(K, len(layers), E)
+    bad = bad.reshape(K, len(layers), E)
+    penalty = instance.outage_penalty_s
+    t_exp = instance.expert_time_s
+    k = instance.trace.top_k
+    T = instance.trace.n_tokens
+    out = np.zeros((4, len(layers)))
+    unreachable = np.zeros(len(layers))
+    probs = instance.trace.probabilities()
+    for i, layer in enumerate(layers):
+        p = probs[layer]
+        unreachable[i] = (bad[:, i, :] @ p).mean()
+        if instance.objective == "weighted":
+            w = p / k
+            c_prop = (prop[:, i, :] @ w).mean()
+            c_out = (bad[:, i, :] @ w).mean() * penalty
+            c_cmp = t_exp[sats[i]] @ w
+            out[:, i] = (c_prop + c_out + c_cmp, c_prop, c_cmp, c_out)
+            continue
+        sets, counts = instance.trace.active_sets(layer)              # (n, k), (n,)
+        s = sats[i][sets]                                             # (n, k)
+        mult = (s[:, :, None] == s[:, None, :]).sum(axis=2)
+        compute = mult * t_exp[s]                                     # (n, k)
+        legs_prop = prop[:, i, :][:, sets]                            # (K, n, k)
+        legs_out = bad[:, i, :][:, sets] * penalty
+        total = legs_prop + legs_out + compute
+        arg = total.argmax(axis=2)[..., None]
+        w = counts / (T * K)
+        pick = lambda a: np.take_along_axis(a, arg, axis=2)[..., 0].sum(axis=0) @ w  # noqa: E731
+        c_prop = pick(legs_prop)
+        c_out = pick(legs_out)
+        c_cmp = pick(np.broadcast_to(compute, total.shape))
+        out[:, i] = (c_prop + c_out + c_cmp, c_prop, c_cmp, c_out)
+    return StageCosts(layers, out[0], out[1], out[2], out[3], unreachable, np.full(len(layers), 2.0 * k))
+
+
+@dataclass(frozen=True)
+class LatencyReport:
+    """Expected token latency (s/token) of a full-model placement and its split."""
+    latency_s: float
+    propagation_s: float
+    compute_s: float
+    outage_s: float
+    outage_rate: float          # share of path legs that found no route
+    layer_s: np.ndarray         # (L,) t_attn + expert stage (+ gateway hop for route="return")
+    stage_s: np.ndarray         # (L,) expert stage only
+    objective: str
+    route: str
+
+    def to_dict(self) -> dict:
+        return {"latency_s": self.latency_s, "propagation_s": self.propagation_s,
+                "compute_s": self.compute_s, "outage_s": self.outage_s,
+                "outage_rate": self.outage_rate, "layer_s": self.layer_s.tolist(),
+                "objective": self.objective, "route": self.route}
+
+
+def evaluate(instance: Instance, placement: Placement) -> LatencyReport:
+    """Expected token latency of a full-model placement over the instance's slots and tokens."""
+    instance.validate(placement)
+    g = placement.gateways
+    model = instance.model
+    stages = evaluate_stages(instance, placement)
+    t_attn = model.attn_flops / instance.rate_flops[g]
+    t_lm = model.lm_head_flops / instance.rate_flops[g[0]]
+    prop = stages.propagation_s.copy()
+    outage = stages.outage_s.copy()
+    unreachable, legs = stages.unreachable_legs.sum(), stages.legs.sum()
+    if instance.route == "return":
+        # The hidden state comes back to g_l and then hops once to g_{l+1}.
+        nxt = np.roll(g, -1)
+        dist = instance.topology.distances_from(np.unique(g))
+        uniq = np.unique(g)
+        hop = dist[instance.slots[:, None], np.searchsorted(uniq, g)[None, :], nxt[None, :]]
+        bad = ~np.isfinite(hop)
+        prop += np.where(bad, 0.0, hop).mean(axis=0)
+        outage += bad.mean(axis=0) * instance.outage_penalty_s
+        unreachable += bad.mean(axis=0).sum()
+        legs += len(g)
+    layer_s = t_attn + stages.stage_s + (prop - stages.propagation_s) + (outage - stages.outage_s)
+    compute = t_lm + t_attn.sum() + stages.compute_s.sum()
+    return LatencyReport(
+        latency_s=float(t_lm + layer_s.sum()),
+        propagation_s=float(prop.sum()),
+        compute_s=float(compute),
+        outage_s=float(outage.sum()),
+        outage_rate=float(unreachable / legs),
+        layer_s=layer_s,
+        stage_s=stages.stage_s,
+        objective=instance.objective,
+        route=instance.route,
+    )

@@ -1,0 +1,144 @@
+"""Inter-satellite links per time slot: feasibility, weights and shortest paths.
+
+A link of the constellation's +Grid is up in a slot unless one of DESIGN.md's rules takes it
+down (polar cutoff for inter-plane links, line-of-sight angular rate, length, i.i.d. survival).
+Weight = propagation + serialisation + per-hop delay. Shortest paths run on scipy's csgraph,
+once per slot, from the requested sources only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from .constellation import LIGHT_SPEED_KM_S, Constellation
+from .errors import ScenarioError, field_error
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    isl_rate_bps: float = 100e9
+    hop_delay_s: float = 0.0
+    polar_cutoff_deg: float | None = None
+    max_angular_rate_rad_s: float | None = None
+    max_isl_km: float | None = None
+    link_survival: float = 1.0
+    outage_penalty_s: float = 1.0
+
+    def __post_init__(self):
+        def positive(key, allow_zero=False, optional=False):
+            value = getattr(self, key)
+            if value is None and optional:
+                return
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+            if not ok or value < 0 or (value == 0 and not allow_zero):
+                bound = ">= 0" if allow_zero else "> 0"
+                raise field_error(ScenarioError, f"links.{key}", value, f"must be a finite number {bound}")
+
+        positive("isl_rate_bps")
+        positive("hop_delay_s", allow_zero=True)
+        positive("outage_penalty_s", allow_zero=True)
+        positive("max_angular_rate_rad_s", optional=True)
+        positive("max_isl_km", optional=True)
+        if self.polar_cutoff_deg is not None:
+            positive("polar_cutoff_deg")
+            if self.polar_cutoff_deg > 90:
+                raise field_error(ScenarioError, "links.polar_cutoff_deg", self.polar_cutoff_deg,
+                                  "must be in (0, 90] degrees")
+        s = self.link_survival
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not (0 < s <= 1):
+            raise field_error(ScenarioError, "links.link_survival", s, "must be in (0, 1]")
+
+
+class Topology:
+    """Per-slot ISL graph of a constellation.
+
+    Attributes (K slots, M candidate links): `length_km` (K, M), `up` (K, M) bool,
+    `weight_s` (K, M) (inf where down). `distances_from(sources)` returns path latencies
+    (K, len(sources), N) in seconds, inf where unreachable, cached per source set.
+    """
+
+    def __init__(self, constellation: Constellation, links: LinkSpec, message_bits: float,
+                 rng: np.random.Generator):
+        self.constellation = constellation
+        self.spec = links
+        c = constellation
+        a, b = c.links[:, 0], c.links[:, 1]
+        r_rel = c.positions_km[:, b] - c.positions_km[:, a]
+        v_rel = c.velocities_km_s[:, b] - c.velocities_km_s[:, a]
+        self.length_km = np.linalg.norm(r_rel, axis=-1)
+        up = np.ones_like(self.length_km, dtype=bool)
+        if links.polar_cutoff_deg is not None:
+            lat = np.abs(c.latitude_deg)
+            polar = (lat[:, a] > links.polar_cutoff_deg) | (lat[:, b] > links.polar_cutoff_deg)
+            up &= ~(polar & c.inter_plane[None, :])
+        if links.max_angular_rate_rad_s is not None:
+            rate = np.linalg.norm(np.cross(r_rel, v_rel), axis=-1) / self.length_km**2
+            self.angular_rate_rad_s = rate
+            up &= rate <= links.max_angular_rate_rad_s
+        if links.max_isl_km is not None:
+            up &= self.length_km <= links.max_isl_km
+        if links.link_survival < 1.0:
+            up &= rng.random(self.length_km.shape) < links.link_survival
+        self.up = up
+        hop_s = self.length_km / LIGHT_SPEED_KM_S + message_bits / links.isl_rate_bps + links.hop_delay_s
+        self.weight_s = np.where(up, hop_s, np.inf)
+        self._graphs: list[csr_matrix | None] = [None] * c.n_slots
+        self._cache: dict[bytes, np.ndarray] = {}
+
+    @property
+    def n_slots(self) -> int:
+        return self.constellation.n_slots
+
+    @property
+    def n_satellites(self) -> int:
+        return self.constellation.n_satellites
+
+    def graph(self, slot: int) -> csr_matrix:
+        g = self._graphs[slot]
+        if g is None:
+            m = self.up[slot]
+            a, b = self.constellation.links[m, 0], self.constellation.links[m, 1]
+            n = self.n_satellites
+            g = csr_matrix((self.weight_s[slot, m], (a, b)), shape=(n, n))
+            self._graphs[slot] = g
+        return g
+
+    def distances_from(self, sources) -> np.ndarray:
+        """Shortest-path latency (K, len(sources), N) in s from each source, inf if unreachable."""
+        src = np.asarray(sources, dtype=np.int64)
+        uniq, inverse = np.unique(src, return_inverse=True)
+        key = uniq.tobytes()
+        dist = self._cache.get(key)
+        if dist is None:
+            dist = np.empty((self.n_slots, len(uniq), self.n_satellites))
+            for k in range(self.n_slots):
+                dist[k] = dijkstra(self.graph(k), directed=False, indices=uniq)
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[key] = dist
+        if len(uniq) == len(src) and np.array_equal(uniq, src):
+            return dist
+        return dist[:, inverse]
+
+    def link_counts(self, slot: int = 0) -> np.ndarray:
+        """(N,) number of ISLs up at each satellite in a slot."""
+        m = self.up[slot]
+        return np.bincount(self.constellation.links[m].ravel(), minlength=self.n_satellites)
+
+    def to_networkx(self, slot: int = 0):
+        """The slot's ISL graph as a networkx.Graph; edges carry `weight` (s) and `length_km`."""
+        import networkx as nx
+
+        g = nx.Graph()
+        g.add_nodes_from(range(self.n_satellites))
+        m = np.flatnonzero(self.up[slot])
+        links = self.constellation.links
+        g.add_edges_from(
+            (int(links[i, 0]), int(links[i, 1]),
+             {"weight": float(self.weight_s[slot, i]), "length_km": float(self.length_km[slot, i])})
+            for i in m)
+        return g
