@@ -12,7 +12,7 @@ import gzip
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,15 @@ class ActivationTrace:
     n_experts: int
     weights: np.ndarray | None = None
     source: str = ""
+    check: InitVar[bool] = True
 
-    def __post_init__(self):
+    def __post_init__(self, check: bool = True):
+        object.__setattr__(self, "_sets", {})
+        object.__setattr__(self, "_probs", {})
+        if not check:
+            # Internally generated traces (the env's per-episode profiles) are valid by
+            # construction; re-checking them would dominate the reset cost.
+            return
         x = np.asarray(self.experts)
         if x.ndim != 3 or min(x.shape, default=0) < 1:
             raise field_error(TraceError, "trace.experts.shape", tuple(x.shape),
@@ -57,7 +64,6 @@ class ActivationTrace:
                                   f"must equal experts.shape {tuple(x.shape)}")
             if not np.issubdtype(w.dtype, np.floating) or not np.all(np.isfinite(w)):
                 raise field_error(TraceError, "trace.weights", str(w.dtype), "must be finite floats")
-        object.__setattr__(self, "_sets", {})
 
     @property
     def n_layers(self) -> int:
@@ -73,10 +79,14 @@ class ActivationTrace:
 
     def probabilities(self) -> np.ndarray:
         """(layers, experts) probability that a token activates each expert (count / tokens)."""
-        L, T, _ = self.experts.shape
-        flat = self.experts.reshape(L, -1).astype(np.int64) + (np.arange(L) * self.n_experts)[:, None]
-        counts = np.bincount(flat.ravel(), minlength=L * self.n_experts).reshape(L, self.n_experts)
-        return counts / T
+        return np.stack([self.layer_probabilities(layer) for layer in range(self.n_layers)])
+
+    def layer_probabilities(self, layer: int) -> np.ndarray:
+        p = self._probs.get(layer)
+        if p is None:
+            p = np.bincount(self.experts[layer].ravel(), minlength=self.n_experts) / self.n_tokens
+            self._probs[layer] = p
+        return p
 
     def active_sets(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
         """Distinct active sets of a layer, (n_sets, top_k) sorted ids, and their token counts."""
@@ -101,12 +111,12 @@ class ActivationTrace:
         """Tokens [start, start + tokens) of every layer."""
         sl = slice(start, start + tokens)
         w = None if self.weights is None else self.weights[:, sl]
-        return ActivationTrace(self.experts[:, sl], self.n_experts, w, self.source)
+        return ActivationTrace(self.experts[:, sl], self.n_experts, w, self.source, check=False)
 
     def select_layers(self, layers) -> "ActivationTrace":
         idx = np.asarray(layers)
         w = None if self.weights is None else self.weights[idx]
-        return ActivationTrace(self.experts[idx], self.n_experts, w, self.source)
+        return ActivationTrace(self.experts[idx], self.n_experts, w, self.source, check=False)
 
 
 def _gumbel_top_k(logits: np.ndarray, top_k: int, tokens: int, rng: np.random.Generator) -> np.ndarray:
@@ -114,7 +124,7 @@ def _gumbel_top_k(logits: np.ndarray, top_k: int, tokens: int, rng: np.random.Ge
     L, E = logits.shape[0], logits.shape[-1]
     noisy = rng.gumbel(size=(L, tokens, E)) + (logits if logits.ndim == 3 else logits[:, None, :])
     top = np.argpartition(-noisy, top_k - 1, axis=2)[:, :, :top_k]
-    return top
+    return top.astype(np.int16 if E <= 127 else np.int32)
 
 
 def _zipf_logits(layers: int, experts: int, alpha: float, rng: np.random.Generator) -> np.ndarray:
@@ -129,7 +139,8 @@ def zipf_trace(layers: int, experts: int, top_k: int, tokens: int, alpha: float,
                rng: np.random.Generator) -> ActivationTrace:
     """Per layer: Zipf(alpha) popularity over a random expert permutation, top-k by Gumbel."""
     logits = _zipf_logits(layers, experts, alpha, rng)
-    return ActivationTrace(_gumbel_top_k(logits, top_k, tokens, rng), experts, source=f"zipf(alpha={alpha})")
+    return ActivationTrace(_gumbel_top_k(logits, top_k, tokens, rng), experts, source=f"zipf(alpha={alpha})",
+                           check=False)
 
 
 def clustered_trace(layers: int, experts: int, top_k: int, tokens: int, alpha: float,
@@ -148,7 +159,7 @@ def clustered_trace(layers: int, experts: int, top_k: int, tokens: int, alpha: f
     top = _gumbel_top_k(token_logits, top_k, tokens, rng)
     return ActivationTrace(top, experts,
                            source=f"clustered(alpha={alpha}, clusters={clusters}, "
-                                  f"strength={coactivation_strength})")
+                                  f"strength={coactivation_strength})", check=False)
 
 
 def load_trace_npz(path, n_experts: int) -> ActivationTrace:

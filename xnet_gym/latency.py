@@ -79,9 +79,8 @@ def evaluate_stages(instance: Instance, placement: Placement, layers=None) -> St
     T = instance.trace.n_tokens
     out = np.zeros((4, len(layers)))
     unreachable = np.zeros(len(layers))
-    probs = instance.trace.probabilities()
     for i, layer in enumerate(layers):
-        p = probs[layer]
+        p = instance.trace.layer_probabilities(layer)
         unreachable[i] = (bad[:, i, :] @ p).mean()
         if instance.objective == "weighted":
             w = p / k

@@ -1,0 +1,195 @@
+"""Sequential-assignment dynamics shared by ExpertPlacement-v0 and ModelPlacement-v0.
+
+One step places one expert of the current layer on one candidate satellite of the layer's
+subnet. The class docstrings of the two envs are the user-facing documentation.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from ..errors import XnetError, field_error
+from ..placement import Placement
+from .generator import PlacementGenerator
+from .reward import INVALID_ACTION_PENALTY, REWARDS
+from .types import Episode
+from .viewer import Viewer
+
+
+class AssignmentEnv(gym.Env):
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    whole_model = False
+
+    def __init__(self, scenario="paper", *, layer=None, expert_order="index", randomize_activation=True,
+                 train_slots=None, tokens=None, objective=None, route=None, layer_strategy="central",
+                 slots=None, reward="dense", render_mode=None, generator=None, reward_fn=None, viewer=None):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise field_error(XnetError, "render_mode", render_mode,
+                              f"allowed: None, {', '.join(self.metadata['render_modes'])}")
+        if reward_fn is None:
+            if reward not in REWARDS:
+                raise field_error(XnetError, "reward", reward, f"allowed: {', '.join(REWARDS)}")
+            reward_fn = REWARDS[reward]()
+        self.generator = generator or PlacementGenerator(
+            scenario, whole_model=self.whole_model, layer=layer, randomize_activation=randomize_activation,
+            train_slots=train_slots, tokens=tokens, expert_order=expert_order, objective=objective,
+            route=route, layer_strategy=layer_strategy, slots=slots)
+        self.reward_fn = reward_fn
+        self.render_mode = render_mode
+        self.viewer = viewer or Viewer()
+        base = self.generator.base
+        C, k = self.generator.n_max, base.trace.top_k
+        self.n_candidates_max = C
+        box = lambda n, high=1.0: spaces.Box(0.0, high, shape=(n,), dtype=np.float32)  # noqa: E731
+        self.observation_space = spaces.Dict({
+            "expert": box(4),
+            "candidate_cost": box(C),
+            "candidate_marginal": box(C),
+            "candidate_occupancy": box(C),
+            "candidate_rate": box(C),
+            "candidate_coactivation": box(C, float(k)),
+            "action_mask": box(C),
+        })
+        self.action_space = spaces.Discrete(C)
+        self.episode: Episode | None = None
+
+    # ------------------------------------------------------------------------ state
+    def _start(self, episode: Episode) -> None:
+        n, C = episode.n_layers, self.n_candidates_max
+        E = episode.instance.n_experts
+        self.episode = episode
+        self._li = 0
+        self._j = 0
+        self._occupancy = np.zeros((n, C), dtype=np.int64)
+        self._coact = np.zeros((n, E, C))
+        self._set_max = [np.zeros(len(w)) for _, w in episode.set_members]
+        self._experts = episode.base.experts.copy()
+        self._placed = np.zeros((n, E), dtype=bool)
+        self._shaped = 0.0
+        self._invalid = 0
+        self._capacity = episode.instance.capacity
+        self._slots = np.arange(C)
+
+    def _current_expert(self) -> int:
+        return int(self.episode.order[self._li, self._j])
+
+    def _free(self) -> np.ndarray:
+        li = self._li
+        return (self._slots < self.episode.n_candidates[li]) & (self._occupancy[li] < self._capacity)
+
+    def action_masks(self) -> np.ndarray:
+        """Bool (n_candidates_max,): candidates with a free seat. Never all False mid-episode."""
+        if self.episode is None:
+            raise XnetError("action_masks() before reset(): call reset() first")
+        if self._li >= self.episode.n_layers:
+            return np.ones(self.n_candidates_max, dtype=bool)
+        return self._free()
+
+    def analytic_action(self) -> int:
+        """The candidate index the analytic (sort-match) placement uses for the current expert;
+        if the agent has filled that satellite, the cheapest candidate with a free seat."""
+        ep, li = self.episode, self._li
+        idx = int(ep.analytic_index[li, self._current_expert()])
+        free = self._free()
+        if free[idx]:
+            return idx
+        return int(np.argmin(np.where(free, ep.cost_s[li], np.inf)))
+
+    def _observation(self) -> dict:
+        ep = self.episode
+        li = min(self._li, ep.n_layers - 1)
+        done = self._li >= ep.n_layers
+        e = self._current_expert() if not done else int(ep.order[li, -1])
+        E = ep.instance.n_experts
+        progress = (self._li * E + self._j) / (ep.n_layers * E)
+        layer_frac = ep.layers[li] / max(ep.instance.n_layers - 1, 1)
+        sets, w = ep.set_members[li]
+        rows = (sets == e).any(axis=1)
+        cn = ep.cost_norm[li]
+        ww = w[rows]
+        marginal = np.maximum(cn[:, None], self._set_max[li][rows][None, :]) @ ww / ww.sum() \
+            if ww.size else cn
+        mask = self._free() if not done else np.ones(self.n_candidates_max, dtype=bool)
+        return {
+            "expert": np.array([ep.probabilities[li, e], ep.rank_norm[li, e], progress, layer_frac],
+                               dtype=np.float32),
+            "candidate_cost": ep.cost_norm[li].copy(),
+            "candidate_marginal": np.clip(marginal, 0.0, 1.0).astype(np.float32),
+            "candidate_occupancy": (self._occupancy[li] / self._capacity).astype(np.float32),
+            "candidate_rate": ep.rate_norm[li].copy(),
+            "candidate_coactivation": np.clip(self._coact[li, e], 0.0, ep.instance.trace.top_k).astype(np.float32),
+            "action_mask": mask.astype(np.float32),
+        }
+
+    def _info(self) -> dict:
+        ep = self.episode
+        return {"layer": int(ep.layers[min(self._li, ep.n_layers - 1)]), "step_in_layer": self._j}
+
+    # ------------------------------------------------------------------------ gym API
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._start(self.generator(self.np_random, options))
+        return self._observation(), self._info()
+
+    def step(self, action):
+        if self.episode is None:
+            raise XnetError("step() before reset(): call reset() first")
+        ep = self.episode
+        if self._li >= ep.n_layers:
+            raise XnetError("step() after the episode ended: call reset()")
+        try:
+            a = int(action)
+            if a != action:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise field_error(XnetError, "action", action, f"must be an integer in [0, {self.n_candidates_max - 1}]") from None
+        if not 0 <= a < self.n_candidates_max:
+            raise field_error(XnetError, "action", a, f"must be an integer in [0, {self.n_candidates_max - 1}]")
+        li, e = self._li, self._current_expert()
+        free = self._free()
+        invalid = not free[a]
+        if invalid:
+            a = int(np.argmin(np.where(free, ep.cost_s[li], np.inf)))
+            self._invalid += 1
+        layer = int(ep.layers[li])
+        self._experts[layer, e] = ep.candidates[li, a]
+        self._placed[li, e] = True
+        self._occupancy[li, a] += 1
+        self._coact[li, :, a] += ep.coactivation[li, :, e]
+        sets, _ = ep.set_members[li]
+        rows = (sets == e).any(axis=1)
+        sm = self._set_max[li]
+        sm[rows] = np.maximum(sm[rows], ep.cost_norm[li, a])
+        shaped = self.reward_fn.step(ep, li, e, a)
+        self._shaped += shaped
+        reward = shaped - (INVALID_ACTION_PENALTY if invalid else 0.0)
+        self._j += 1
+        if self._j == ep.instance.n_experts:
+            self._li += 1
+            self._j = 0
+        terminated = self._li >= ep.n_layers
+        info = self._info()
+        info["invalid_action"] = invalid
+        if terminated:
+            placement = Placement(ep.base.gateways, self._experts)
+            latency = self.generator.objective_s(ep, placement)
+            reward += self.reward_fn.final(ep, latency, self._shaped)
+            info.update(latency_s=latency, analytic_latency_s=ep.reference_s,
+                        ratio_to_analytic=latency / ep.reference_s, invalid_actions=self._invalid,
+                        placement=placement)
+        return self._observation(), float(reward), bool(terminated), False, info
+
+    def render(self):
+        if self.render_mode is None or self.episode is None:
+            return None
+        li = min(self._li, self.episode.n_layers - 1)
+        shown = self._experts.copy()
+        shown[self.episode.layers] = np.where(self._placed, shown[self.episode.layers], -1)
+        if self.render_mode == "ansi":
+            return self.viewer.ansi(self.episode, li, shown)
+        return self.viewer.rgb_array(self.episode, li, shown)
+
+    def close(self):
+        self.viewer.close()

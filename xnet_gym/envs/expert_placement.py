@@ -1,0 +1,90 @@
+"""`xnet_gym/ExpertPlacement-v0`: place one MoE layer's experts on its ring subnet."""
+
+from __future__ import annotations
+
+from .assignment import AssignmentEnv
+
+
+class ExpertPlacementEnv(AssignmentEnv):
+    """
+    ## Description
+
+    One MoE layer of a model split over a LEO constellation (Space-XNet, arXiv 2605.00515).
+    The layer lives in a ring subnet (all planes x a contiguous arc of along-track slots) with
+    its gateway at the subnet's centre. The agent places the layer's `E` experts one per step
+    on candidate satellites of the subnet (the subnet minus the gateway). The episode is scored
+    on the layer's expected **expert-stage latency**: the mean over time slots and tokens of
+    `max_{e in A}( d(g, s_e) + m_e t_expert(s_e) + d(s_e, g_next) )` (or its activation-weighted
+    surrogate with `objective="weighted"`), computed by the project's one evaluator.
+
+    ## Action Space
+
+    `Discrete(C)`, `C` = the largest candidate count over the scenario's layers. Action `i`
+    puts the current expert on the layer's `i`-th candidate (increasing satellite index).
+    `action_masks()` and `obs["action_mask"]` mark candidates with a free seat (capacity
+    `experts_per_satellite`). An invalid action (masked out, or a padded index) does not
+    raise: the expert goes to the cheapest free candidate, the step costs an extra 0.1, and
+    `info["invalid_action"]` is True.
+
+    ## Observation Space
+
+    A `Dict` of float32 `Box`es (shapes fixed per scenario):
+
+    | key                      | shape | meaning                                                      | range     |
+    |--------------------------|-------|--------------------------------------------------------------|-----------|
+    | `expert`                 | (4,)  | current expert's activation probability, popularity rank / (E-1), progress, layer / (L-1) | [0, 1] |
+    | `candidate_cost`         | (C,)  | expected stage cost (both legs + compute), min-max normalised in the layer (pad: 1) | [0, 1] |
+    | `candidate_marginal`     | (C,)  | expected max(cost, cost of co-active experts already placed) over the tokens that activate the current expert, normalised like `candidate_cost` | [0, 1] |
+    | `candidate_occupancy`    | (C,)  | experts already on the candidate / capacity                  | [0, 1]    |
+    | `candidate_rate`         | (C,)  | compute rate / the scenario's fastest satellite (pad: 0)     | [0, 1]    |
+    | `candidate_coactivation` | (C,)  | sum over experts already on the candidate of P(that expert active given the current one) | [0, k] |
+    | `action_mask`            | (C,)  | 1 where the action is valid                                  | {0, 1}    |
+
+    ## Rewards
+
+    The undiscounted return is `-latency(placement) / latency(analytic placement)` of the
+    episode's instance: the paper's sort-match scores exactly -1.0, a better placement more.
+    With `reward="dense"` (default) each step pays the placed expert's share of the separable
+    surrogate, `-(p_e / k) * cost(s) / reference`, and the last step adds the remainder, so the
+    sum is unchanged; `reward="sparse"` pays everything on the last step. Each invalid action
+    costs 0.1 more. The last step's `info` holds `latency_s`, `analytic_latency_s`,
+    `ratio_to_analytic`, `invalid_actions` and the `placement` (an `xnet_gym.Placement`).
+
+    ## Starting State
+
+    Each `reset` draws, from `self.np_random` only: the layer (unless `layer=` is fixed), a
+    fresh activation profile (synthetic sources, `randomize_activation=True`) or a token window
+    (trace sources), the gateways (`layer_strategy="random-gateway"`) and `train_slots` of the
+    scenario's time slots. `reset(options={"layer": l, "trace": ActivationTrace})` pins them.
+
+    ## Episode End
+
+    Terminates after exactly `E` steps (one per expert). Never truncates by itself; the
+    registered `max_episode_steps` is only a safety bound.
+
+    ## Arguments
+
+    ```python
+    gymnasium.make("xnet_gym/ExpertPlacement-v0", scenario="paper", layer=None,
+                   expert_order="index", randomize_activation=True, train_slots=None,
+                   tokens=None, objective=None, route=None, layer_strategy="central",
+                   slots=None, reward="dense", render_mode=None)
+    ```
+
+    - `scenario`: preset name (`xnet-gym scenarios`) or a TOML path.
+    - `layer`: fix the layer (0..L-1); default random per episode.
+    - `expert_order`: `"index"`, `"frequency"` (most active first) or `"random"`.
+    - `train_slots`: score on this many random time slots per episode (faster steps);
+      `None` uses all of the scenario's slots. `slots` overrides the scenario's slot count.
+    - `tokens`: tokens per activation profile (default: the scenario's).
+    - `objective` (`"max"`/`"weighted"`) and `route` (`"forward"`/`"return"`) override the scenario.
+    - `layer_strategy`: `"central"` (paper) or `"random-gateway"` (a random gateway in the subnet).
+    - `generator`, `reward_fn`, `viewer`: swap in your own components (see `xnet_gym.envs`).
+    - `render_mode`: `"ansi"` or `"rgb_array"` (matplotlib).
+
+    ## Version History
+
+    - v0: initial release.
+    """
+
+    whole_model = False

@@ -1,0 +1,168 @@
+"""The only source of per-episode randomness for the placement envs.
+
+`PlacementGenerator(rng, options) -> Episode` draws, from the env's `np_random` only: the layer
+(ExpertPlacement, unless fixed), the gateways (with `layer_strategy="random-gateway"`), a fresh
+activation profile (synthetic sources) or a token window (trace sources), and the subset of
+time slots used for training. The scenario's topology is built once, from the scenario seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..activation import ActivationTrace, clustered_trace, zipf_trace
+from ..analytic import analytic_placement, sort_match
+from ..errors import ScenarioError, field_error
+from ..instance import Instance, build_instance
+from ..latency import evaluate, evaluate_stages, expected_stage_cost_s
+from ..layers import random_subnet_gateways
+from ..placement import Placement
+from .types import Episode
+
+EXPERT_ORDERS = ("index", "frequency", "random")
+LAYER_STRATEGIES = ("central", "random-gateway")
+
+
+def _int_kwarg(name, value, low, high=None, allow_none=True):
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok or value < low or (high is not None and value > high):
+        rng = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise field_error(ScenarioError, name, value, f"must be an integer {rng}")
+    return int(value)
+
+
+class PlacementGenerator:
+    def __init__(self, scenario="paper", *, whole_model: bool, layer: int | None = None,
+                 randomize_activation: bool = True, train_slots: int | None = None,
+                 tokens: int | None = None, expert_order: str = "index", objective: str | None = None,
+                 route: str | None = None, layer_strategy: str = "central", slots: int | None = None):
+        if expert_order not in EXPERT_ORDERS:
+            raise field_error(ScenarioError, "expert_order", expert_order, f"allowed: {', '.join(EXPERT_ORDERS)}")
+        if layer_strategy not in LAYER_STRATEGIES:
+            raise field_error(ScenarioError, "layer_strategy", layer_strategy,
+                              f"allowed: {', '.join(LAYER_STRATEGIES)}")
+        if not isinstance(randomize_activation, bool):
+            raise field_error(ScenarioError, "randomize_activation", randomize_activation, "must be True or False")
+        self.base: Instance = build_instance(scenario, slots=slots, objective=objective, route=route)
+        L = self.base.n_layers
+        if whole_model and layer is not None:
+            raise field_error(ScenarioError, "layer", layer, "ModelPlacement places every layer; omit it")
+        self.layer = _int_kwarg("layer", layer, 0, L - 1)
+        self.train_slots = _int_kwarg("train_slots", train_slots, 1, len(self.base.slots))
+        source = self.base.scenario.activation.source
+        max_tokens = self.base.trace.n_tokens if source == "trace" else None
+        self.tokens = _int_kwarg("tokens", tokens, 1, max_tokens)
+        self.whole_model = whole_model
+        self.expert_order = expert_order
+        self.layer_strategy = layer_strategy
+        self.randomize_activation = randomize_activation
+        self.n_max = self.base.layout.max_candidates
+        self._base_analytic = analytic_placement(self.base)
+        rate = self.base.rate_flops
+        self._rate_norm = (rate / rate.max()).astype(np.float32)
+
+    # --------------------------------------------------------------------------- drawing
+    def _trace(self, rng: np.random.Generator, layers: np.ndarray, options: dict) -> ActivationTrace:
+        base = self.base.trace
+        if "trace" in options:
+            trace = options["trace"]
+            if not isinstance(trace, ActivationTrace):
+                raise field_error(ScenarioError, "options['trace']", type(trace).__name__,
+                                  "must be an xnet_gym.activation.ActivationTrace")
+            return trace
+        a, m = self.base.scenario.activation, self.base.model
+        if a.source == "trace":
+            T = self.tokens or base.n_tokens
+            start = int(rng.integers(base.n_tokens - T + 1)) if self.randomize_activation else 0
+            return base.window(start, T)
+        if not self.randomize_activation:
+            return base
+        T = self.tokens or a.tokens
+        n = len(layers)
+        if a.source == "zipf":
+            fresh = zipf_trace(n, m.experts, m.top_k, T, a.alpha, rng).experts
+        else:
+            fresh = clustered_trace(n, m.experts, m.top_k, T, a.alpha, a.clusters,
+                                    a.coactivation_strength, rng).experts
+        if n == base.n_layers:
+            experts = fresh
+        else:
+            # Only the episode's layer is scored; the others keep the scenario's trace, cut
+            # or tiled to the episode's token count so the array stays rectangular.
+            experts = np.resize(base.experts, (base.n_layers, T, m.top_k)).astype(fresh.dtype)
+            experts[layers] = fresh
+        return ActivationTrace(experts, m.experts, source=base.source, check=False)
+
+    def __call__(self, rng: np.random.Generator, options: dict | None = None) -> Episode:
+        options = dict(options or {})
+        unknown = set(options) - {"layer", "trace"}
+        if unknown:
+            raise field_error(ScenarioError, "reset options", sorted(unknown), "allowed keys: layer, trace")
+        base = self.base
+        L, E = base.n_layers, base.n_experts
+        if self.whole_model:
+            layers = np.arange(L)
+        else:
+            layer = options.get("layer", self.layer)
+            layer = int(rng.integers(L)) if layer is None else _int_kwarg("options['layer']", layer, 0, L - 1)
+            layers = np.array([layer])
+        if self.layer_strategy == "central":
+            gateways = base.layout.central_gateways
+        else:
+            gateways = random_subnet_gateways(base.layout, rng)
+        inst = base.with_trace(self._trace(rng, layers, options))
+        if self.train_slots is not None:
+            inst = inst.with_slots(np.sort(rng.choice(len(base.slots), self.train_slots, replace=False)))
+        n, C = len(layers), self.n_max
+        cand = np.full((n, C), -1, dtype=np.int64)
+        n_cand = np.empty(n, dtype=np.int64)
+        cost = np.full((n, C), np.inf)
+        cost_norm = np.ones((n, C), dtype=np.float32)
+        rate_norm = np.zeros((n, C), dtype=np.float32)
+        probs = np.empty((n, E))
+        rank = np.empty((n, E), dtype=np.float32)
+        order = np.empty((n, E), dtype=np.int64)
+        coact = np.empty((n, E, E))
+        analytic_idx = np.empty((n, E), dtype=np.int64)
+        sets = []
+        experts = self._base_analytic.experts.copy()
+        for i, layer in enumerate(layers):
+            c = base.layout.candidates(layer, gateways[layer])
+            cs = expected_stage_cost_s(inst, gateways, layer, c)
+            k = len(c)
+            cand[i, :k], n_cand[i], cost[i, :k] = c, k, cs
+            span = cs.max() - cs.min()
+            cost_norm[i, :k] = (cs - cs.min()) / span if span > 0 else 0.0
+            rate_norm[i, :k] = self._rate_norm[c]
+            p = inst.trace.layer_probabilities(layer)
+            probs[i] = p
+            by_pop = np.lexsort((np.arange(E), -p))
+            rank[i, by_pop] = np.arange(E) / max(E - 1, 1)
+            if self.expert_order == "index":
+                order[i] = np.arange(E)
+            elif self.expert_order == "frequency":
+                order[i] = by_pop
+            else:
+                order[i] = rng.permutation(E)
+            coact[i] = inst.trace.coactivation(layer)
+            seat = sort_match(p, c, cs, inst.capacity)
+            experts[layer] = seat
+            analytic_idx[i] = np.searchsorted(c, seat)
+            s, counts = inst.trace.active_sets(layer)
+            sets.append((s, counts / inst.trace.n_tokens))
+        analytic = Placement(gateways, experts)
+        if self.whole_model:
+            reference = evaluate(inst, analytic).latency_s
+        else:
+            reference = float(evaluate_stages(inst, analytic, layers).stage_s[0])
+        return Episode(inst, layers, analytic, cand, n_cand, cost, cost_norm, rate_norm, probs, rank, order,
+                       coact, analytic_idx, tuple(sets), float(reference), self.whole_model)
+
+    def objective_s(self, episode: Episode, placement: Placement) -> float:
+        """What an episode is scored on, through the one evaluator: the token latency
+        (ModelPlacement) or the placed layer's expert-stage latency (ExpertPlacement)."""
+        if episode.whole_model:
+            return evaluate(episode.instance, placement).latency_s
+        return float(evaluate_stages(episode.instance, placement, episode.layers).stage_s[0])

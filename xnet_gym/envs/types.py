@@ -1,0 +1,40 @@
+"""The per-episode instance the generator hands to an env (Jumanji-style `types.py`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..instance import Instance
+from ..placement import Placement
+
+
+@dataclass(frozen=True, eq=False)
+class Episode:
+    """Everything fixed for one episode. Arrays are indexed by episode layer i (not model layer).
+
+    `objective_s(placement)` is what the episode is scored on; `reference_s` is its value for
+    the analytic placement, so the return contract is -objective_s / reference_s.
+    """
+
+    instance: Instance            # slots and trace of this episode
+    layers: np.ndarray            # (n,) model layers placed, in order
+    base: Placement               # gateways; analytic experts in every layer
+    candidates: np.ndarray        # (n, C) satellite ids, -1 where padded
+    n_candidates: np.ndarray      # (n,)
+    cost_s: np.ndarray            # (n, C) expected stage cost of each candidate (inf where padded)
+    cost_norm: np.ndarray         # (n, C) float32 in [0, 1] (1 where padded)
+    rate_norm: np.ndarray         # (n, C) float32 compute rate / scenario max (0 where padded)
+    probabilities: np.ndarray     # (n, E) activation probability of each expert
+    rank_norm: np.ndarray         # (n, E) popularity rank / (E - 1), 0 = most active
+    order: np.ndarray             # (n, E) experts in the order they are placed
+    coactivation: np.ndarray      # (n, E, E) P(f active | e active)
+    analytic_index: np.ndarray    # (n, E) candidate index of each expert under sort-match
+    set_members: tuple            # per layer: (sets (m, k) expert ids, weights (m,)) active sets
+    reference_s: float            # objective of the analytic placement
+    whole_model: bool             # True: objective is token latency; False: the layer's stage
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
