@@ -1,0 +1,118 @@
+"""Bad input fails at the boundary, naming the field, the value and what is allowed."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import BASE_TOML, write_scenario
+from xnet_gym.activation import ActivationTrace, load_trace_npz, save_trace_npz
+from xnet_gym.errors import PlacementError, ScenarioError, TraceError
+from xnet_gym.instance import build_instance
+from xnet_gym.placement import Placement
+from xnet_gym.scenario import load_scenario
+
+
+def scenario_with(tmp_path, old, new):
+    assert old in BASE_TOML
+    return write_scenario(tmp_path, BASE_TOML.replace(old, new))
+
+
+@pytest.mark.parametrize("old,new,needles", [
+    ("planes = 3\n", "", ["constellation.planes", "missing", "required"]),
+    ('pattern = "delta"', 'pattern = "hexagon"', ["constellation.pattern", "'hexagon'", "delta, star"]),
+    ("altitude_km = 550.0", "altitude_km = -5.0", ["constellation.altitude_km", "-5.0", "> 0"]),
+    ("inclination_deg = 53.0", "inclination_deg = 181.0", ["constellation.inclination_deg", "181.0", "[0, 180]"]),
+    ("inclination_deg = 53.0", "inclination_deg = -1.0", ["constellation.inclination_deg", "-1.0", "[0, 180]"]),
+    ("planes = 3", "planes = 0", ["constellation.planes", "0", ">= 1"]),
+    ('preset = "tiny"', 'preset = "tiny"\ntop_k = 5', ["model.top_k", "5", "<= model.experts (4)"]),
+    ("sats_per_plane = 6", "sats_per_plane = 2", ["constellation.sats_per_plane", "2", "layers_per_subnet"]),
+    ("planes = 3\n", "planes = 2\n", ["placement.experts_per_satellite", "1", "3 seats for 4 experts"]),
+    ("[evaluation]", "[links]\nlink_survival = 0.0\n[evaluation]", ["links.link_survival", "0.0", "(0, 1]"]),
+    ("[evaluation]", "[links]\nlink_survival = 1.5\n[evaluation]", ["links.link_survival", "1.5", "(0, 1]"]),
+    ("[evaluation]", "[placement]\nexperts_per_satellite = 0\n[evaluation]",
+     ["placement.experts_per_satellite", "0", ">= 1"]),
+    ("slots = 2", "slots = 2\nobjective = \"mean\"", ["evaluation.objective", "'mean'", "max, weighted"]),
+    ("slots = 2", "slotz = 2", ["evaluation.slotz", "unknown key"]),
+    ('preset = "tiny"', 'preset = "gpt-5"', ["model.preset", "'gpt-5'", "tiny"]),
+    ("planes = 3", 'planes = "three"', ["constellation.planes", "'three'", "int"]),
+])
+def test_bad_scenario_values(tmp_path, old, new, needles):
+    path = scenario_with(tmp_path, old, new)
+    with pytest.raises(ScenarioError) as err:
+        build_instance(load_scenario(path))
+    for needle in needles:
+        assert needle in str(err.value)
+
+
+def test_unknown_preset_and_missing_path(tmp_path):
+    with pytest.raises(ScenarioError, match=r"scenario = 'paperz': unknown preset.*presets: .*paper"):
+        load_scenario("paperz")
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ScenarioError, match=r"no such file"):
+        load_scenario(missing)
+
+
+def test_invalid_toml(tmp_path):
+    p = write_scenario(tmp_path, "name = \n")
+    with pytest.raises(ScenarioError, match="not valid TOML"):
+        load_scenario(p)
+
+
+def test_trace_wrong_shape_range_and_duplicates():
+    with pytest.raises(TraceError, match=r"trace.experts.shape = \(3, 4\)"):
+        ActivationTrace(np.zeros((3, 4), dtype=int), 4)
+    with pytest.raises(TraceError, match=r"trace.experts = 7: expert ids must be in \[0, 3\]"):
+        ActivationTrace(np.array([[[0, 7]]]), 4)
+    with pytest.raises(TraceError, match=r"trace.experts = -1"):
+        ActivationTrace(np.array([[[0, -1]]]), 4)
+    with pytest.raises(TraceError, match=r"trace.experts\[0, 1\] = \[2, 2\]: .*distinct"):
+        ActivationTrace(np.array([[[0, 1], [2, 2]]]), 4)
+
+
+def test_trace_that_does_not_fit_the_model(tmp_path):
+    t = ActivationTrace(np.array([[[0, 1]]] * 2), 4)
+    save_trace_npz(t, tmp_path / "two_layers.npz")
+    p = write_scenario(tmp_path, BASE_TOML.replace("tokens = 50", f'source = "trace"\npath = "two_layers.npz"'))
+    with pytest.raises(TraceError, match=r"trace has 2 layers and top_k 2; the model needs 3 layers"):
+        build_instance(p)
+
+
+def test_npz_that_needs_pickle(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, experts=np.array([object()], dtype=object))
+    with pytest.raises(TraceError, match="need pickle"):
+        load_trace_npz(path, 4)
+    with pytest.raises(TraceError, match="no such file"):
+        load_trace_npz(tmp_path / "absent.npz", 4)
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    t = ActivationTrace(np.array([[[0, 1]]]), 4)
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez_compressed", boom)
+    with pytest.raises(OSError):
+        save_trace_npz(t, tmp_path / "t.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_placement_errors(tiny):
+    g = tiny.layout.central_gateways
+    cand = [tiny.layout.candidates(layer)[:4] for layer in range(3)]
+    ok = Placement(g, np.stack(cand))
+    tiny.validate(ok)
+    bad = np.stack(cand)
+    bad[1, 2] = 10_000
+    with pytest.raises(PlacementError, match=r"placement.experts = 10000: satellite index must be in \[0, 17\]"):
+        tiny.validate(Placement(g, bad))
+    crowded = np.stack(cand)
+    crowded[0, :] = cand[0][0]
+    with pytest.raises(PlacementError, match="more than experts_per_satellite = 1"):
+        tiny.validate(Placement(g, crowded))
+    on_gw = np.stack(cand)
+    on_gw[2, 0] = g[2]
+    with pytest.raises(PlacementError, match=r"placement.experts\[2\]\[0\].*own layer's gateway"):
+        tiny.validate(Placement(g, on_gw))
