@@ -9,9 +9,12 @@ token, optionally with router `weights` of the same shape. Sources: synthetic `z
 from __future__ import annotations
 
 import gzip
+import itertools
+import math
 import os
 import re
 import tempfile
+from functools import lru_cache
 from dataclasses import InitVar, dataclass
 from pathlib import Path
 
@@ -92,17 +95,18 @@ class ActivationTrace:
         """Distinct active sets of a layer, (n_sets, top_k) sorted ids, and their token counts."""
         cached = self._sets.get(layer)
         if cached is None:
-            rows = np.sort(self.experts[layer], axis=1)
-            cached = np.unique(rows, axis=0, return_counts=True)
+            rows = np.sort(self.experts[layer], axis=1).astype(np.int64)
+            cached = _unique_rows(rows, self.n_experts)
             self._sets[layer] = cached
         return cached
 
     def coactivation(self, layer: int) -> np.ndarray:
         """(E, E) matrix C[e, f] = P(f active | e active), zero diagonal."""
         E = self.n_experts
-        onehot = np.zeros((self.n_tokens, E))
-        np.put_along_axis(onehot, self.experts[layer].astype(np.int64), 1.0, axis=1)
-        joint = onehot.T @ onehot
+        sets, counts = self.active_sets(layer)
+        onehot = np.zeros((len(sets), E))
+        np.put_along_axis(onehot, sets, 1.0, axis=1)
+        joint = (onehot * counts[:, None]).T @ onehot
         count = np.diag(joint).copy()
         np.fill_diagonal(joint, 0.0)
         return joint / np.maximum(count, 1.0)[:, None]
@@ -117,6 +121,48 @@ class ActivationTrace:
         idx = np.asarray(layers)
         w = None if self.weights is None else self.weights[idx]
         return ActivationTrace(self.experts[idx], self.n_experts, w, self.source, check=False)
+
+
+def _unique_rows(rows: np.ndarray, n_values: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows and their counts; rows of small ints are packed into one int64 key,
+    which is an order of magnitude faster than numpy.unique(axis=0)."""
+    k = rows.shape[1]
+    if k * math.log2(max(n_values, 2)) < 62:
+        keys = rows @ (n_values ** np.arange(k - 1, -1, -1, dtype=np.int64))
+        _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        return rows[first], counts
+    return np.unique(rows, axis=0, return_counts=True)
+
+
+@lru_cache(maxsize=32)
+def _plackett_luce_sets(weights: tuple, top_k: int):
+    """Exact distribution of the top-k *set* under Plackett-Luce sampling with `weights`
+    (index = popularity rank), or None when there are too many ordered draws to enumerate."""
+    E = len(weights)
+    if math.perm(E, top_k) > 200_000:
+        return None
+    w = np.asarray(weights)
+    seqs = np.array(list(itertools.permutations(range(E), top_k)), dtype=np.int64)
+    taken = np.cumsum(w[seqs], axis=1) - w[seqs]
+    prob = np.prod(w[seqs] / (w.sum() - taken), axis=1)
+    rows = np.sort(seqs, axis=1)
+    sets, inverse = np.unique(rows, axis=0, return_inverse=True)
+    return sets, np.bincount(inverse.ravel(), weights=prob)
+
+
+def zipf_layer_sets(experts: int, top_k: int, tokens: int, alpha: float, rng: np.random.Generator):
+    """One layer's zipf profile as (distinct sets, counts), drawn exactly from the
+    Plackett-Luce set distribution with one multinomial: O(sets) instead of O(tokens x experts).
+    Returns None when the set space is too large to enumerate (the caller uses Gumbel top-k)."""
+    table = _plackett_luce_sets(tuple(np.arange(1, experts + 1, dtype=float) ** -alpha), top_k)
+    if table is None:
+        return None
+    rank_sets, prob = table
+    perm = rng.permutation(experts)            # perm[r]: the expert with popularity rank r
+    counts = rng.multinomial(tokens, prob / prob.sum())
+    keep = counts > 0
+    sets = np.sort(perm[rank_sets[keep]], axis=1)
+    return sets, counts[keep]
 
 
 def _gumbel_top_k(logits: np.ndarray, top_k: int, tokens: int, rng: np.random.Generator) -> np.ndarray:
@@ -136,11 +182,28 @@ def _zipf_logits(layers: int, experts: int, alpha: float, rng: np.random.Generat
 
 
 def zipf_trace(layers: int, experts: int, top_k: int, tokens: int, alpha: float,
-               rng: np.random.Generator) -> ActivationTrace:
-    """Per layer: Zipf(alpha) popularity over a random expert permutation, top-k by Gumbel."""
-    logits = _zipf_logits(layers, experts, alpha, rng)
-    return ActivationTrace(_gumbel_top_k(logits, top_k, tokens, rng), experts, source=f"zipf(alpha={alpha})",
-                           check=False)
+               rng: np.random.Generator, shuffle: bool = True) -> ActivationTrace:
+    """Per layer: Zipf(alpha) popularity over a random expert permutation; each token's top-k
+    is a Plackett-Luce draw (exactly, via the set distribution, or by Gumbel top-k when the
+    set space is too large). `shuffle=False` leaves tokens grouped by set (same statistics)."""
+    source = f"zipf(alpha={alpha})"
+    per_layer = []
+    for _ in range(layers):
+        drawn = zipf_layer_sets(experts, top_k, tokens, alpha, rng)
+        if drawn is None:
+            logits = _zipf_logits(layers, experts, alpha, rng)
+            return ActivationTrace(_gumbel_top_k(logits, top_k, tokens, rng), experts, source=source, check=False)
+        per_layer.append(drawn)
+    dtype = np.int16 if experts <= 127 else np.int32
+    x = np.empty((layers, tokens, top_k), dtype=dtype)
+    for layer, (sets, counts) in enumerate(per_layer):
+        x[layer] = np.repeat(sets, counts, axis=0)
+        if shuffle:
+            x[layer] = x[layer][rng.permutation(tokens)]
+    trace = ActivationTrace(x, experts, source=source, check=False)
+    for layer, drawn in enumerate(per_layer):
+        trace._sets[layer] = drawn
+    return trace
 
 
 def clustered_trace(layers: int, experts: int, top_k: int, tokens: int, alpha: float,

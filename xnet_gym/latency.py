@@ -18,25 +18,19 @@ from .instance import Instance
 from .placement import Placement
 
 
-def _next_gateways(instance: Instance, gateways: np.ndarray) -> np.ndarray:
-    return np.roll(gateways, -1) if instance.route == "forward" else gateways
-
-
 def _legs(instance: Instance, gateways: np.ndarray, layers: np.ndarray, sats: np.ndarray):
     """Path legs of each (layer, satellite) pair over the instance's slots.
 
     Returns (propagation_s, unreachable_legs), both (K, n): the finite part of
     d(g_l, s) + d(s, g_next) and how many of the two legs have no path.
     """
-    uniq, inverse = np.unique(gateways, return_inverse=True)
-    nxt = _next_gateways(instance, gateways)
-    row_of = {int(g): i for i, g in enumerate(uniq)}
-    nxt_rows = np.array([row_of[int(g)] for g in nxt])
-    dist = instance.topology.distances_from(uniq)
+    dist, row, nxt_row = instance.topology.distance_rows(gateways)
+    if instance.route == "return":
+        nxt_row = row
     k = instance.slots[:, None]
-    leg_in = dist[k, inverse[layers][None, :], sats[None, :]]
-    leg_out = dist[k, nxt_rows[layers][None, :], sats[None, :]]
-    bad_in, bad_out = ~np.isfinite(leg_in), ~np.isfinite(leg_out)
+    leg_in = dist[k, row[layers][None, :], sats[None, :]]
+    leg_out = dist[k, nxt_row[layers][None, :], sats[None, :]]
+    bad_in, bad_out = np.isinf(leg_in), np.isinf(leg_out)
     prop = np.where(bad_in, 0.0, leg_in) + np.where(bad_out, 0.0, leg_out)
     return prop, bad_in.astype(np.int8) + bad_out
 
@@ -63,8 +57,11 @@ class StageCosts:
     legs: np.ndarray               # legs per token
 
 
-def evaluate_stages(instance: Instance, placement: Placement, layers=None) -> StageCosts:
-    """Expert-stage latency max_{e in A_l}(...) (or its weighted surrogate) of `layers`."""
+def evaluate_stages(instance: Instance, placement: Placement, layers=None, split: bool = True) -> StageCosts:
+    """Expert-stage latency max_{e in A_l}(...) (or its weighted surrogate) of `layers`.
+
+    `split=False` skips the propagation / compute / outage split (left as NaN) for callers
+    that need only the total, such as the env's per-episode scoring."""
     L, E = placement.experts.shape
     layers = np.arange(L) if layers is None else np.atleast_1d(np.asarray(layers, dtype=np.int64))
     gateways = placement.gateways
@@ -96,12 +93,13 @@ def evaluate_stages(instance: Instance, placement: Placement, layers=None) -> St
         legs_prop = prop[:, i, :][:, sets]                            # (K, n, k)
         legs_out = bad[:, i, :][:, sets] * penalty
         total = legs_prop + legs_out + compute
-        arg = total.argmax(axis=2)[..., None]
         w = counts / (T * K)
-        pick = lambda a: np.take_along_axis(a, arg, axis=2)[..., 0].sum(axis=0) @ w  # noqa: E731
-        c_prop = pick(legs_prop)
-        c_out = pick(legs_out)
-        c_cmp = pick(np.broadcast_to(compute, total.shape))
+        if not split:
+            out[:, i] = (total.max(axis=2).sum(axis=0) @ w, np.nan, np.nan, np.nan)
+            continue
+        arg = total.argmax(axis=2)[..., None]
+        parts = np.stack([legs_prop, legs_out, np.broadcast_to(compute, total.shape)])
+        c_prop, c_out, c_cmp = np.take_along_axis(parts, arg[None], axis=3)[..., 0].sum(axis=1) @ w
         out[:, i] = (c_prop + c_out + c_cmp, c_prop, c_cmp, c_out)
     return StageCosts(layers, out[0], out[1], out[2], out[3], unreachable, np.full(len(layers), 2.0 * k))
 
@@ -139,10 +137,8 @@ def evaluate(instance: Instance, placement: Placement) -> LatencyReport:
     unreachable, legs = stages.unreachable_legs.sum(), stages.legs.sum()
     if instance.route == "return":
         # The hidden state comes back to g_l and then hops once to g_{l+1}.
-        nxt = np.roll(g, -1)
-        dist = instance.topology.distances_from(np.unique(g))
-        uniq = np.unique(g)
-        hop = dist[instance.slots[:, None], np.searchsorted(uniq, g)[None, :], nxt[None, :]]
+        dist, row, _ = instance.topology.distance_rows(g)
+        hop = dist[instance.slots[:, None], row[None, :], np.roll(g, -1)[None, :]]
         bad = ~np.isfinite(hop)
         prop += np.where(bad, 0.0, hop).mean(axis=0)
         outage += bad.mean(axis=0) * instance.outage_penalty_s

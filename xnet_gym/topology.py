@@ -88,6 +88,7 @@ class Topology:
         self.weight_s = np.where(up, hop_s, np.inf)
         self._graphs: list[csr_matrix | None] = [None] * c.n_slots
         self._cache: dict[bytes, np.ndarray] = {}
+        self._rows: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def n_slots(self) -> int:
@@ -123,6 +124,19 @@ class Topology:
         if len(uniq) == len(src) and np.array_equal(uniq, src):
             return dist
         return dist[:, inverse]
+
+    def distance_rows(self, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(dist (K, U, N), row, next_row): distances from the distinct sources, the row of each
+        given source and of the source after it (cyclically), without copying the table.
+        Cached: the env asks for the same gateways every episode."""
+        key = sources.tobytes()
+        hit = self._rows.get(key)
+        if hit is None:
+            uniq, inverse = np.unique(sources, return_inverse=True)
+            if len(self._rows) > 256:
+                self._rows.clear()
+            hit = self._rows[key] = (self.distances_from(uniq), inverse, np.roll(inverse, -1))
+        return hit
 
     def link_counts(self, slot: int = 0) -> np.ndarray:
         """(N,) number of ISLs up at each satellite in a slot."""

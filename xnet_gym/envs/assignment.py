@@ -62,116 +62,109 @@ class AssignmentEnv(gym.Env):
         self.episode = episode
         self._li = 0
         self._j = 0
-        self._occupancy = np.zeros((n, C), dtype=np.int64)
-        self._coact = np.zeros((n, E, C))
+        self._E = E
+        self._capacity = episode.instance.capacity
+        self._occupancy = np.zeros((n, C), dtype=np.float32)   # experts on each candidate
+        self._coact = np.zeros((n, E, C), dtype=np.float32)
         self._set_max = [np.zeros(len(w)) for _, w in episode.set_members]
         self._experts = episode.base.experts.copy()
         self._placed = np.zeros((n, E), dtype=bool)
         self._shaped = 0.0
         self._invalid = 0
-        self._capacity = episode.instance.capacity
-        self._slots = np.arange(C)
+        self._padding_ok = np.arange(C)[None, :] < episode.n_candidates[:, None]   # (n, C)
+        self._mask = self._padding_ok[0].copy()
 
     def _current_expert(self) -> int:
         return int(self.episode.order[self._li, self._j])
-
-    def _free(self) -> np.ndarray:
-        li = self._li
-        return (self._slots < self.episode.n_candidates[li]) & (self._occupancy[li] < self._capacity)
 
     def action_masks(self) -> np.ndarray:
         """Bool (n_candidates_max,): candidates with a free seat. Never all False mid-episode."""
         if self.episode is None:
             raise XnetError("action_masks() before reset(): call reset() first")
-        if self._li >= self.episode.n_layers:
-            return np.ones(self.n_candidates_max, dtype=bool)
-        return self._free()
+        return self._mask.copy()
 
     def analytic_action(self) -> int:
         """The candidate index the analytic (sort-match) placement uses for the current expert;
         if the agent has filled that satellite, the cheapest candidate with a free seat."""
         ep, li = self.episode, self._li
         idx = int(ep.analytic_index[li, self._current_expert()])
-        free = self._free()
-        if free[idx]:
+        if self._mask[idx]:
             return idx
-        return int(np.argmin(np.where(free, ep.cost_s[li], np.inf)))
+        return int(np.argmin(np.where(self._mask, ep.cost_s[li], np.inf)))
 
     def _observation(self) -> dict:
         ep = self.episode
-        li = min(self._li, ep.n_layers - 1)
         done = self._li >= ep.n_layers
-        e = self._current_expert() if not done else int(ep.order[li, -1])
-        E = ep.instance.n_experts
-        progress = (self._li * E + self._j) / (ep.n_layers * E)
-        layer_frac = ep.layers[li] / max(ep.instance.n_layers - 1, 1)
-        sets, w = ep.set_members[li]
-        rows = (sets == e).any(axis=1)
+        li = ep.n_layers - 1 if done else self._li
+        e = int(ep.order[li, -1]) if done else self._current_expert()
+        E = self._E
         cn = ep.cost_norm[li]
-        ww = w[rows]
-        marginal = np.maximum(cn[:, None], self._set_max[li][rows][None, :]) @ ww / ww.sum() \
-            if ww.size else cn
-        mask = self._free() if not done else np.ones(self.n_candidates_max, dtype=bool)
+        rows = ep.set_of_expert[li][e]
+        w = ep.set_members[li][1][rows]
+        if w.size:
+            # Expected max(cost here, cost of the co-active experts placed so far) over the
+            # tokens that activate e: the max objective's marginal, in cost_norm units.
+            marginal = (np.maximum(cn[:, None], self._set_max[li][rows]) @ (w / w.sum())).astype(np.float32)
+        else:
+            marginal = cn.copy()
         return {
-            "expert": np.array([ep.probabilities[li, e], ep.rank_norm[li, e], progress, layer_frac],
-                               dtype=np.float32),
-            "candidate_cost": ep.cost_norm[li].copy(),
-            "candidate_marginal": np.clip(marginal, 0.0, 1.0).astype(np.float32),
-            "candidate_occupancy": (self._occupancy[li] / self._capacity).astype(np.float32),
+            "expert": np.array([ep.probabilities[li, e], ep.rank_norm[li, e],
+                                (self._li * E + self._j) / (ep.n_layers * E),
+                                ep.layers[li] / max(ep.instance.n_layers - 1, 1)], dtype=np.float32),
+            "candidate_cost": cn.copy(),
+            "candidate_marginal": marginal,
+            "candidate_occupancy": self._occupancy[li] / np.float32(self._capacity),
             "candidate_rate": ep.rate_norm[li].copy(),
-            "candidate_coactivation": np.clip(self._coact[li, e], 0.0, ep.instance.trace.top_k).astype(np.float32),
-            "action_mask": mask.astype(np.float32),
+            "candidate_coactivation": self._coact[li, e].copy(),
+            "action_mask": self._mask.astype(np.float32),
         }
-
-    def _info(self) -> dict:
-        ep = self.episode
-        return {"layer": int(ep.layers[min(self._li, ep.n_layers - 1)]), "step_in_layer": self._j}
 
     # ------------------------------------------------------------------------ gym API
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self._start(self.generator(self.np_random, options))
-        return self._observation(), self._info()
+        return self._observation(), {"layer": int(self.episode.layers[0]), "step_in_layer": 0}
 
     def step(self, action):
-        if self.episode is None:
-            raise XnetError("step() before reset(): call reset() first")
         ep = self.episode
+        if ep is None:
+            raise XnetError("step() before reset(): call reset() first")
         if self._li >= ep.n_layers:
             raise XnetError("step() after the episode ended: call reset()")
         try:
             a = int(action)
-            if a != action:
-                raise ValueError
+            ok = a == action and 0 <= a < self.n_candidates_max
         except (TypeError, ValueError):
-            raise field_error(XnetError, "action", action, f"must be an integer in [0, {self.n_candidates_max - 1}]") from None
-        if not 0 <= a < self.n_candidates_max:
-            raise field_error(XnetError, "action", a, f"must be an integer in [0, {self.n_candidates_max - 1}]")
+            ok = False
+        if not ok:
+            raise field_error(XnetError, "action", action,
+                              f"must be an integer in [0, {self.n_candidates_max - 1}]")
         li, e = self._li, self._current_expert()
-        free = self._free()
-        invalid = not free[a]
+        invalid = not self._mask[a]
         if invalid:
-            a = int(np.argmin(np.where(free, ep.cost_s[li], np.inf)))
+            a = int(np.argmin(np.where(self._mask, ep.cost_s[li], np.inf)))
             self._invalid += 1
         layer = int(ep.layers[li])
         self._experts[layer, e] = ep.candidates[li, a]
         self._placed[li, e] = True
         self._occupancy[li, a] += 1
+        if self._occupancy[li, a] >= self._capacity:
+            self._mask[a] = False
         self._coact[li, :, a] += ep.coactivation[li, :, e]
-        sets, _ = ep.set_members[li]
-        rows = (sets == e).any(axis=1)
+        rows = ep.set_of_expert[li][e]
         sm = self._set_max[li]
         sm[rows] = np.maximum(sm[rows], ep.cost_norm[li, a])
         shaped = self.reward_fn.step(ep, li, e, a)
         self._shaped += shaped
         reward = shaped - (INVALID_ACTION_PENALTY if invalid else 0.0)
         self._j += 1
-        if self._j == ep.instance.n_experts:
+        if self._j == self._E:
             self._li += 1
             self._j = 0
+            if self._li < ep.n_layers:
+                self._mask = self._padding_ok[self._li].copy()
         terminated = self._li >= ep.n_layers
-        info = self._info()
-        info["invalid_action"] = invalid
+        info = {"layer": layer, "step_in_layer": self._j, "invalid_action": invalid}
         if terminated:
             placement = Placement(ep.base.gateways, self._experts)
             latency = self.generator.objective_s(ep, placement)
@@ -179,7 +172,7 @@ class AssignmentEnv(gym.Env):
             info.update(latency_s=latency, analytic_latency_s=ep.reference_s,
                         ratio_to_analytic=latency / ep.reference_s, invalid_actions=self._invalid,
                         placement=placement)
-        return self._observation(), float(reward), bool(terminated), False, info
+        return self._observation(), float(reward), terminated, False, info
 
     def render(self):
         if self.render_mode is None or self.episode is None:

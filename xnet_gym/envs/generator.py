@@ -82,18 +82,19 @@ class PlacementGenerator:
         T = self.tokens or a.tokens
         n = len(layers)
         if a.source == "zipf":
-            fresh = zipf_trace(n, m.experts, m.top_k, T, a.alpha, rng).experts
+            fresh = zipf_trace(n, m.experts, m.top_k, T, a.alpha, rng, shuffle=False)
         else:
-            fresh = clustered_trace(n, m.experts, m.top_k, T, a.alpha, a.clusters,
-                                    a.coactivation_strength, rng).experts
+            fresh = clustered_trace(n, m.experts, m.top_k, T, a.alpha, a.clusters, a.coactivation_strength, rng)
         if n == base.n_layers:
-            experts = fresh
-        else:
-            # Only the episode's layer is scored; the others keep the scenario's trace, cut
-            # or tiled to the episode's token count so the array stays rectangular.
-            experts = np.resize(base.experts, (base.n_layers, T, m.top_k)).astype(fresh.dtype)
-            experts[layers] = fresh
-        return ActivationTrace(experts, m.experts, source=base.source, check=False)
+            return fresh
+        # Only the episode's layer is scored; the others keep the scenario's trace, cut or
+        # tiled to the episode's token count so the array stays rectangular.
+        experts = np.resize(base.experts, (base.n_layers, T, m.top_k)).astype(fresh.experts.dtype)
+        experts[layers] = fresh.experts
+        trace = ActivationTrace(experts, m.experts, source=fresh.source, check=False)
+        for i, layer in enumerate(layers):
+            trace._sets[int(layer)] = fresh.active_sets(i)     # known already: skip recounting
+        return trace
 
     def __call__(self, rng: np.random.Generator, options: dict | None = None) -> Episode:
         options = dict(options or {})
@@ -126,7 +127,7 @@ class PlacementGenerator:
         order = np.empty((n, E), dtype=np.int64)
         coact = np.empty((n, E, E))
         analytic_idx = np.empty((n, E), dtype=np.int64)
-        sets = []
+        sets, membership = [], []
         experts = self._base_analytic.experts.copy()
         for i, layer in enumerate(layers):
             c = base.layout.candidates(layer, gateways[layer])
@@ -152,17 +153,21 @@ class PlacementGenerator:
             analytic_idx[i] = np.searchsorted(c, seat)
             s, counts = inst.trace.active_sets(layer)
             sets.append((s, counts / inst.trace.n_tokens))
+            member = np.zeros((E, len(s)), dtype=bool)
+            member[s.T, np.arange(len(s))[None, :]] = True
+            membership.append(member)
         analytic = Placement(gateways, experts)
         if self.whole_model:
             reference = evaluate(inst, analytic).latency_s
         else:
-            reference = float(evaluate_stages(inst, analytic, layers).stage_s[0])
+            reference = float(evaluate_stages(inst, analytic, layers, split=False).stage_s[0])
         return Episode(inst, layers, analytic, cand, n_cand, cost, cost_norm, rate_norm, probs, rank, order,
-                       coact, analytic_idx, tuple(sets), float(reference), self.whole_model)
+                       coact.astype(np.float32), analytic_idx, tuple(sets), tuple(membership), float(reference),
+                       self.whole_model)
 
     def objective_s(self, episode: Episode, placement: Placement) -> float:
         """What an episode is scored on, through the one evaluator: the token latency
         (ModelPlacement) or the placed layer's expert-stage latency (ExpertPlacement)."""
         if episode.whole_model:
             return evaluate(episode.instance, placement).latency_s
-        return float(evaluate_stages(episode.instance, placement, episode.layers).stage_s[0])
+        return float(evaluate_stages(episode.instance, placement, episode.layers, split=False).stage_s[0])

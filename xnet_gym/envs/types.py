@@ -32,6 +32,7 @@ class Episode:
     coactivation: np.ndarray      # (n, E, E) P(f active | e active)
     analytic_index: np.ndarray    # (n, E) candidate index of each expert under sort-match
     set_members: tuple            # per layer: (sets (m, k) expert ids, weights (m,)) active sets
+    set_of_expert: tuple          # per layer: (E, m) bool, expert e is in active set j
     reference_s: float            # objective of the analytic placement
     whole_model: bool             # True: objective is token latency; False: the layer's stage
 
