@@ -46,6 +46,7 @@ class AssignmentEnv(gym.Env):
         self.observation_space = spaces.Dict({
             "expert": box(4),
             "candidate_cost": box(C),
+            "candidate_seat_rank": box(C),
             "candidate_marginal": box(C),
             "candidate_occupancy": box(C),
             "candidate_rate": box(C),
@@ -112,6 +113,7 @@ class AssignmentEnv(gym.Env):
                                 (self._li * E + self._j) / (ep.n_layers * E),
                                 ep.layers[li] / max(ep.instance.n_layers - 1, 1)], dtype=np.float32),
             "candidate_cost": cn.copy(),
+            "candidate_seat_rank": ep.seat_rank[li].copy(),
             "candidate_marginal": marginal,
             "candidate_occupancy": self._occupancy[li] / np.float32(self._capacity),
             "candidate_rate": ep.rate_norm[li].copy(),

@@ -32,8 +32,9 @@ class ExpertPlacementEnv(AssignmentEnv):
 
     | key                      | shape | meaning                                                      | range     |
     |--------------------------|-------|--------------------------------------------------------------|-----------|
-    | `expert`                 | (4,)  | current expert's activation probability, popularity rank / (E-1), progress, layer / (L-1) | [0, 1] |
+    | `expert`                 | (4,)  | current expert's activation probability, popularity rank / E (0 = most active), progress, layer / (L-1) | [0, 1] |
     | `candidate_cost`         | (C,)  | expected stage cost (both legs + compute), min-max normalised in the layer (pad: 1) | [0, 1] |
+    | `candidate_seat_rank`    | (C,)  | the candidate's first seat in cost order x capacity / E, capped at 1 (pad: 1); sort-match gives an expert of rank r the seat r | [0, 1] |
     | `candidate_marginal`     | (C,)  | expected max(cost, cost of co-active experts already placed) over the tokens that activate the current expert, normalised like `candidate_cost` | [0, 1] |
     | `candidate_occupancy`    | (C,)  | experts already on the candidate / capacity                  | [0, 1]    |
     | `candidate_rate`         | (C,)  | compute rate / the scenario's fastest satellite (pad: 0)     | [0, 1]    |

@@ -124,6 +124,7 @@ class PlacementGenerator:
         rate_norm = np.zeros((n, C), dtype=np.float32)
         probs = np.empty((n, E))
         rank = np.empty((n, E), dtype=np.float32)
+        seat_rank = np.ones((n, C), dtype=np.float32)
         order = np.empty((n, E), dtype=np.int64)
         coact = np.empty((n, E, E))
         analytic_idx = np.empty((n, E), dtype=np.int64)
@@ -140,7 +141,11 @@ class PlacementGenerator:
             p = inst.trace.layer_probabilities(layer)
             probs[i] = p
             by_pop = np.lexsort((np.arange(E), -p))
-            rank[i, by_pop] = np.arange(E) / max(E - 1, 1)
+            rank[i, by_pop] = np.arange(E) / E
+            # Sort-match gives the r-th seat in cost order to the expert of popularity rank r,
+            # so the same scale on both sides makes the closed form learnable as a match.
+            by_cost = np.lexsort((c, cs))
+            seat_rank[i, by_cost] = np.minimum(np.arange(k) * inst.capacity / E, 1.0)
             if self.expert_order == "index":
                 order[i] = np.arange(E)
             elif self.expert_order == "frequency":
@@ -161,7 +166,7 @@ class PlacementGenerator:
             reference = evaluate(inst, analytic).latency_s
         else:
             reference = float(evaluate_stages(inst, analytic, layers, split=False).stage_s[0])
-        return Episode(inst, layers, analytic, cand, n_cand, cost, cost_norm, rate_norm, probs, rank, order,
+        return Episode(inst, layers, analytic, cand, n_cand, cost, cost_norm, rate_norm, probs, rank, seat_rank, order,
                        coact.astype(np.float32), analytic_idx, tuple(sets), tuple(membership), float(reference),
                        self.whole_model)
 

@@ -27,7 +27,8 @@ class Episode:
     cost_norm: np.ndarray         # (n, C) float32 in [0, 1] (1 where padded)
     rate_norm: np.ndarray         # (n, C) float32 compute rate / scenario max (0 where padded)
     probabilities: np.ndarray     # (n, E) activation probability of each expert
-    rank_norm: np.ndarray         # (n, E) popularity rank / (E - 1), 0 = most active
+    rank_norm: np.ndarray         # (n, E) popularity rank / E, 0 = most active
+    seat_rank: np.ndarray         # (n, C) float32 first seat of the candidate in cost order / E (pad: 1)
     order: np.ndarray             # (n, E) experts in the order they are placed
     coactivation: np.ndarray      # (n, E, E) P(f active | e active)
     analytic_index: np.ndarray    # (n, E) candidate index of each expert under sort-match

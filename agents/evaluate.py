@@ -1,0 +1,151 @@
+"""Score policies on the same held-out instances, through the env's one objective.
+
+Held-out instances are env resets with seeds EVAL_SEED_BASE + 1000 * seed + i, far from the
+training seeds (seed .. seed + n_envs - 1, then unseeded auto-resets), and on all of the
+scenario's time slots. Every policy sees the same instances.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+import baselines
+import xnet_gym  # noqa: F401  (registers the env ids)
+from baselines.env_adapter import SolverPlayer, score_on_episode
+
+from .players import AnalyticPlayer, LearnedPlayer, RandomPlayer, needs_cheapest_free_wrapper
+from .wrappers import CheapestFreeAction
+
+EVAL_SEED_BASE = 1_000_000_000
+
+
+def eval_seeds(seed: int, episodes: int) -> list[int]:
+    return [EVAL_SEED_BASE + 1000 * seed + i for i in range(episodes)]
+
+
+def make_player(spec: str, seed: int = 0, name: str | None = None):
+    """'analytic' | 'random' | a baseline solver name | a path to a trained .zip."""
+    low = spec.lower()
+    if low == "analytic":
+        return AnalyticPlayer()
+    if low == "random":
+        return RandomPlayer(seed)
+    if low in {k.lower() for k in baselines.SOLVERS}:
+        solver = baselines.get(spec, seed=seed) if baselines.get(spec).randomized else baselines.get(spec)
+        return SolverPlayer(solver)
+    if low.endswith(".zip") or os.sep in spec:
+        return LearnedPlayer(spec, name=name or "learned")
+    from xnet_gym.errors import XnetError, field_error
+    raise field_error(XnetError, "--policy", spec,
+                      f"allowed: analytic, random, {', '.join(s.lower() for s in baselines.SOLVERS)}, or a .zip path")
+
+
+def evaluate_player(player, env_id: str, env_kwargs: dict, episodes: int, seed: int) -> dict:
+    env = gym.make(env_id, **env_kwargs)
+    if needs_cheapest_free_wrapper(player):
+        env = CheapestFreeAction(env)
+    if isinstance(player, LearnedPlayer):
+        player.check(env)
+    latencies, refs, t0 = [], [], time.perf_counter()
+    for s in eval_seeds(seed, episodes):
+        obs, _ = env.reset(seed=s)
+        placement = player.start(env)
+        if placement is not None and not player.plays_through_env(placement, env.unwrapped.episode):
+            lat, ref = score_on_episode(env, placement)
+        else:
+            done = False
+            while not done:
+                obs, _, done, _, info = env.step(player.act(env, obs))
+            lat, ref = info["latency_s"], info["analytic_latency_s"]
+        latencies.append(lat)
+        refs.append(ref)
+    env.close()
+    ratio = np.asarray(latencies) / np.asarray(refs)
+    return {
+        "policy": getattr(player, "name", "policy"),
+        "episodes": episodes,
+        "mean_latency_s": float(np.mean(latencies)),
+        "mean_analytic_latency_s": float(np.mean(refs)),
+        "geomean_ratio_to_analytic": float(math.exp(np.mean(np.log(ratio)))),
+        "win_rate_vs_analytic": float(np.mean(ratio < 1.0 - 1e-9)),
+        "best_ratio": float(ratio.min()),
+        "worst_ratio": float(ratio.max()),
+        "wall_time_s": time.perf_counter() - t0,
+        "ratios": ratio.tolist(),
+    }
+
+
+def format_results(rows: list[dict], objective_label: str = "") -> str:
+    head = f"{'policy':<16}{'mean latency s':>16}{'geomean x analytic':>20}{'win rate':>10}{'best':>8}{'worst':>8}{'wall s':>8}"
+    lines = ([objective_label] if objective_label else []) + [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['policy']:<16}{r['mean_latency_s']:>16.6f}{r['geomean_ratio_to_analytic']:>20.4f}"
+                     f"{100 * r['win_rate_vs_analytic']:>9.0f}%{r['best_ratio']:>8.3f}{r['worst_ratio']:>8.3f}"
+                     f"{r['wall_time_s']:>8.1f}")
+    return "\n".join(lines)
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_csv(rows: list[dict], path) -> None:
+    keys = [k for k in rows[0] if k != "ratios"]
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+
+    _atomic(path, write)
+
+
+def write_plot(rows: list[dict], path, curve_csv=None) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from xnet_gym.errors import XnetError
+        raise XnetError("--plot needs matplotlib: pip install 'xnet-gym[viz]'") from None
+    curve = None
+    if curve_csv and Path(curve_csv).is_file():
+        data = np.genfromtxt(curve_csv, delimiter=",", names=True)
+        if data.size > 1:
+            curve = data
+    fig, axes = plt.subplots(1, 2 if curve is not None else 1, figsize=(11 if curve is not None else 6, 4))
+    axes = np.atleast_1d(axes)
+    names = [r["policy"] for r in rows]
+    axes[0].bar(names, [r["geomean_ratio_to_analytic"] for r in rows], color="tab:blue")
+    axes[0].axhline(1.0, color="k", ls="--", lw=1, label="analytic")
+    axes[0].set_ylabel("geomean latency / analytic")
+    axes[0].tick_params(axis="x", rotation=30)
+    axes[0].legend()
+    if curve is not None:
+        axes[1].plot(curve["timesteps"], curve["ratio_to_analytic"], label="learned (training episodes)")
+        axes[1].axhline(1.0, color="k", ls="--", lw=1, label="analytic")
+        axes[1].set_xlabel("timesteps")
+        axes[1].set_ylabel("latency / analytic")
+        axes[1].legend()
+    fig.tight_layout()
+    _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)

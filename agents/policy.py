@@ -1,0 +1,77 @@
+"""Candidate-wise policies for the placement envs.
+
+Every candidate satellite is encoded by one shared MLP from its own features plus the
+current expert's features, so the network is the same whatever the candidate count and is
+equivariant to the candidates' order. A pooled context is added to each candidate's
+embedding, and a shared scorer turns each into one action logit (a pointer-style head). The
+value head reads the pooled context.
+"""
+
+from __future__ import annotations
+
+import torch as th
+from gymnasium import spaces
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+CANDIDATE_KEYS = ("candidate_cost", "candidate_seat_rank", "candidate_marginal", "candidate_occupancy",
+                  "candidate_rate", "candidate_coactivation", "action_mask")
+
+
+class CandidateExtractor(BaseFeaturesExtractor):
+    """Dict observation -> [per-candidate logits (C), pooled context (2H)]."""
+
+    def __init__(self, observation_space: spaces.Dict, hidden: int = 64):
+        C = observation_space["action_mask"].shape[0]
+        n_expert = observation_space["expert"].shape[0]
+        super().__init__(observation_space, features_dim=C + 2 * hidden)
+        self.n_candidates = C
+        self.encoder = nn.Sequential(nn.Linear(len(CANDIDATE_KEYS) + n_expert, hidden), nn.ReLU(),
+                                     nn.Linear(hidden, hidden), nn.ReLU())
+        self.scorer = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, obs: dict) -> th.Tensor:
+        cand = th.stack([obs[k] for k in CANDIDATE_KEYS], dim=-1)            # (B, C, F)
+        expert = obs["expert"][:, None, :].expand(-1, cand.shape[1], -1)
+        h = self.encoder(th.cat([cand, expert], dim=-1))                      # (B, C, H)
+        mask = obs["action_mask"][..., None]
+        mean = (h * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        peak = h.max(dim=1).values
+        logits = self.scorer(th.cat([h, mean[:, None, :].expand_as(h)], dim=-1))[..., 0]
+        return th.cat([logits, mean, peak], dim=-1)
+
+
+class TakeLogits(nn.Module):
+    """Action head: the extractor's first C features are already the candidates' logits."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+
+    def forward(self, latent: th.Tensor) -> th.Tensor:
+        return latent[:, : self.n]
+
+
+def _candidate_defaults(kwargs: dict) -> dict:
+    kwargs.setdefault("features_extractor_class", CandidateExtractor)
+    kwargs.setdefault("net_arch", {"pi": [], "vf": [64, 64]})
+    return kwargs
+
+
+class _CandidateHead:
+    def _build(self, lr_schedule) -> None:
+        super()._build(lr_schedule)
+        self.action_net = TakeLogits(self.action_space.n)
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+
+class CandidateMaskablePolicy(_CandidateHead, MaskableActorCriticPolicy):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **_candidate_defaults(kwargs))
+
+
+class CandidatePolicy(_CandidateHead, ActorCriticPolicy):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **_candidate_defaults(kwargs))
