@@ -41,7 +41,9 @@ DEFAULT_HYPERPARAMETERS = {
     "max_grad_norm": 0.5,
     "hidden": 64,
 }
-DEFAULT_TRAIN_ENV_KWARGS = {"train_slots": 16}
+# Episodes score on this many random time slots (of the scenario's), for faster steps;
+# evaluation always uses every slot.
+DEFAULT_TRAIN_SLOTS = 16
 
 
 class TrainingCurve(BaseCallback):
@@ -105,8 +107,13 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     hp = {**DEFAULT_HYPERPARAMETERS, **(hyperparameters or {})}
-    kwargs = {**DEFAULT_TRAIN_ENV_KWARGS, "scenario": scenario, **(env_kwargs or {})}
     import gymnasium as gym
+
+    from xnet_gym.scenario import load_scenario
+
+    kwargs = {"scenario": scenario, **(env_kwargs or {})}
+    if kwargs.get("train_slots") is None:
+        kwargs["train_slots"] = min(DEFAULT_TRAIN_SLOTS, load_scenario(scenario).evaluation.slots)
 
     gym.make(env_id, **kwargs).close()   # bad env kwargs fail here, before any worker starts
     venv = make_train_env(env_id, kwargs, algo, hp["n_envs"], seed)
