@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from xnet_gym.errors import ScenarioError, field_error
 
+from .eplb import EPLB
+from .local_search import LocalSearch
+from .optimum import BruteForce, Optimum
 from .random_strategies import RandIntra, RandIntraCG, RandPlace
 from .space_xnet import SpaceXNet
 
-SOLVERS = {cls.name: cls for cls in (SpaceXNet, RandIntraCG, RandIntra, RandPlace)}
+SOLVERS = {cls.name: cls for cls in (SpaceXNet, RandIntraCG, RandIntra, RandPlace, Optimum, LocalSearch, EPLB,
+                                     BruteForce)}
 PAPER_STRATEGIES = ("Space-XNet", "RandIntra-CG", "RandIntra", "RandPlace")
 
 
@@ -28,4 +32,4 @@ def get(name: str, **params):
 
 
 __all__ = ["SOLVERS", "PAPER_STRATEGIES", "get", "register", "SpaceXNet", "RandIntraCG", "RandIntra",
-           "RandPlace"]
+           "RandPlace", "Optimum", "LocalSearch", "EPLB", "BruteForce"]

@@ -58,11 +58,13 @@ def cmd_compare(args) -> int:
 
     inst = _instance_from_args(args)
     names = list(baselines.PAPER_STRATEGIES) + list(args.solvers or [])
+    params = {"optimum": {"time_limit_s": args.time_limit}, "local-search": {"time_budget_s": args.time_limit}}
     solvers = {}
     for name in names:
         cls = baselines.get(name).__class__
+        kw = params.get(cls.name, {})
         solvers[cls.name] = (lambda s, cls=cls: cls(seed=s)) if getattr(cls, "randomized", False) \
-            else (lambda s, cls=cls: cls())
+            else (lambda s, cls=cls, kw=kw: cls(**kw))
     rows = score_strategies(inst, solvers, random_seeds=args.random_seeds, seed=args.seed)
     if args.json:
         print(json.dumps({"scenario": inst.scenario.name, "objective": inst.objective, "route": inst.route,
@@ -91,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", help="activation trace: an .npz or an ESFT-format folder")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="first seed of the random strategies")
     p.add_argument("--random-seeds", type=_positive_int, default=5, help="seeds averaged per random row")
-    p.add_argument("--solvers", nargs="*", default=[], help="extra solvers from baselines (e.g. optimum)")
+    p.add_argument("--solvers", nargs="*", default=[],
+                   help="extra solvers: optimum, local-search, eplb, brute-force (tiny only)")
+    p.add_argument("--time-limit", type=float, default=10.0,
+                   help="optimum: MILP seconds per layer; local-search: total seconds (default 10)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_compare)
     try:
