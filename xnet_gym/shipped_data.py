@@ -1,0 +1,48 @@
+"""How the data files inside the package were made from `../shared/data` (run once; the
+package never needs shared/ at run time).
+
+    python -m xnet_gym.shipped_data ../shared/data
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .activation import ActivationTrace, load_esft, save_trace_npz
+from .tle import _satrecs, parse_tle_file, shell_mask
+
+DATA_DIR = Path(__file__).parent / "data"
+ESFT_NPZ = DATA_DIR / "esft_intent.npz"
+STARLINK_TLE = DATA_DIR / "starlink_53deg_547km.tle"
+# The Starlink 53 deg shell near 540 km (CelesTrak's convention, a - 6378 km), 544-550 km with
+# the project's R_E = 6371 km.
+STARLINK_SHELL = {"inclination_deg": 53.1, "inclination_tol_deg": 0.3, "min_altitude_km": 544.0,
+                  "max_altitude_km": 550.0}
+
+
+def build_esft_npz(shared: Path, task: str = "intent") -> None:
+    trace = load_esft(shared / "moe" / "esft_deepseek_v2_lite" / task)
+    save_trace_npz(ActivationTrace(trace.experts.astype(np.uint8), 64, trace.weights, trace.source), ESFT_NPZ)
+
+
+def build_starlink_subset(shared: Path) -> None:
+    src = shared / "tle" / "starlink_celestrak_2025-12-07.txt"
+    names, l1, l2 = parse_tle_file(src)
+    mask, _ = shell_mask(_satrecs(l1, l2), **STARLINK_SHELL)
+    lines = []
+    for n, a, b, m in zip(names, l1, l2, mask):
+        if m:
+            lines += [n.ljust(24), a, b]
+    tmp = STARLINK_TLE.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="ascii")
+    tmp.replace(STARLINK_TLE)
+
+
+if __name__ == "__main__":
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")
+    build_esft_npz(root)
+    build_starlink_subset(root)
+    print(f"wrote {ESFT_NPZ} and {STARLINK_TLE}")
