@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import baselines
 import xnet_gym  # noqa: F401  (registers the env ids)
 from baselines.env_adapter import SolverPlayer, score_on_episode
+from xnet_gym.atomic import atomic_write
 
 from .players import AnalyticPlayer, LearnedPlayer, RandomPlayer, needs_cheapest_free_wrapper
 from .wrappers import CheapestFreeAction
@@ -93,19 +93,6 @@ def format_results(rows: list[dict], objective_label: str = "") -> str:
     return "\n".join(lines)
 
 
-def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_csv(rows: list[dict], path) -> None:
     keys = [k for k in rows[0] if k != "ratios"]
 
@@ -115,7 +102,7 @@ def write_csv(rows: list[dict], path) -> None:
             w.writeheader()
             w.writerows(rows)
 
-    _atomic(path, write)
+    atomic_write(path, write)
 
 
 def write_plot(rows: list[dict], path, curve_csv=None) -> None:
@@ -147,5 +134,5 @@ def write_plot(rows: list[dict], path, curve_csv=None) -> None:
         axes[1].set_ylabel("latency / analytic")
         axes[1].legend()
     fig.tight_layout()
-    _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
     plt.close(fig)

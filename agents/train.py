@@ -8,9 +8,7 @@ analytic of each finished training episode, by timestep).
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import xnet_gym
+from xnet_gym.atomic import atomic_write_text
 from xnet_gym.errors import XnetError, field_error
 
 from .players import ALGOS
@@ -71,14 +70,7 @@ class TrainingCurve(BaseCallback):
         steps = data[window - 1:, 0]
         keep = np.unique(np.linspace(0, len(steps) - 1, min(400, len(steps))).astype(int))
         lines = ["timesteps,ratio_to_analytic"] + [f"{int(steps[i])},{smooth[i]:.6f}" for i in keep]
-        _write_text(self.path, "\n".join(lines) + "\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+        atomic_write_text(self.path, "\n".join(lines) + "\n")
 
 
 def _versions() -> dict:
@@ -150,6 +142,6 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
               "total_timesteps": int(model.num_timesteps), "resumed_from": str(start) if start else None,
               "hyperparameters": hp, "policy": policy.__name__, "wall_time_s": wall,
               "wall_time_per_100k_steps_s": wall / timesteps * 100_000, "versions": _versions()}
-    _write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
+    atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
     venv.close()
     return out

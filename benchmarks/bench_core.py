@@ -17,6 +17,7 @@ from xnet_gym.instance import build_instance
 from xnet_gym.latency import evaluate
 from xnet_gym.scenario import EvaluationSpec, load_scenario
 
+
 def timed(fn, repeat):
     times = []
     out = None

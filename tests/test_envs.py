@@ -6,8 +6,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import xnet_gym  # noqa: F401  (registers the ids)
 from xnet_gym.analytic import analytic_placement
-from xnet_gym.errors import ScenarioError, XnetError
 from xnet_gym.envs.reward import INVALID_ACTION_PENALTY
+from xnet_gym.errors import ScenarioError, XnetError
 
 EXPERT = "xnet_gym/ExpertPlacement-v0"
 MODEL = "xnet_gym/ModelPlacement-v0"

@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import BASE_TOML, write_scenario
+
 from xnet_gym.activation import ActivationTrace, load_trace_npz, save_trace_npz
 from xnet_gym.errors import PlacementError, ScenarioError, TraceError
 from xnet_gym.instance import build_instance
@@ -73,7 +73,7 @@ def test_trace_wrong_shape_range_and_duplicates():
 def test_trace_that_does_not_fit_the_model(tmp_path):
     t = ActivationTrace(np.array([[[0, 1]]] * 2), 4)
     save_trace_npz(t, tmp_path / "two_layers.npz")
-    p = write_scenario(tmp_path, BASE_TOML.replace("tokens = 50", f'source = "trace"\npath = "two_layers.npz"'))
+    p = write_scenario(tmp_path, BASE_TOML.replace("tokens = 50", 'source = "trace"\npath = "two_layers.npz"'))
     with pytest.raises(TraceError, match=r"trace has 2 layers and top_k 2; the model needs 3 layers"):
         build_instance(p)
 
@@ -96,7 +96,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(np, "savez_compressed", boom)
     with pytest.raises(OSError):
         save_trace_npz(t, tmp_path / "t.npz")
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == []   # no target, no temporary file
 
 
 def test_placement_errors(tiny):

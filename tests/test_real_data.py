@@ -3,11 +3,11 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import ESFT, TLE_FILE, need_shared
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import xnet_gym  # noqa: F401
-from conftest import ESFT, TLE_FILE, need_shared
 from xnet_gym.activation import load_trace_npz
 from xnet_gym.errors import ScenarioError
 from xnet_gym.instance import build_instance

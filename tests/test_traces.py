@@ -2,10 +2,9 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import ESFT, need_shared
-from xnet_gym.activation import (ActivationTrace, clustered_trace, load_esft, load_trace_npz, save_trace_npz,
-                                 zipf_trace)
+
+from xnet_gym.activation import ActivationTrace, clustered_trace, load_esft, load_trace_npz, save_trace_npz, zipf_trace
 
 
 def test_esft_intent_shape_and_summary():

@@ -11,15 +11,14 @@ from __future__ import annotations
 import gzip
 import itertools
 import math
-import os
 import re
-import tempfile
-from functools import lru_cache
 from dataclasses import InitVar, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import TraceError, field_error
 
 
@@ -55,8 +54,8 @@ class ActivationTrace:
         srt = np.sort(x, axis=2)
         dup = np.argwhere(srt[:, :, 1:] == srt[:, :, :-1])
         if len(dup):
-            l, t = int(dup[0, 0]), int(dup[0, 1])
-            raise field_error(TraceError, f"trace.experts[{l}, {t}]", x[l, t].tolist(),
+            layer, t = int(dup[0, 0]), int(dup[0, 1])
+            raise field_error(TraceError, f"trace.experts[{layer}, {t}]", x[layer, t].tolist(),
                               "a token's active experts must be distinct")
         object.__setattr__(self, "experts", x.astype(np.int32 if self.n_experts > 127 else np.int16,
                                                       copy=False))
@@ -255,14 +254,7 @@ def save_trace_npz(trace: ActivationTrace, path) -> None:
     arrays = {"experts": trace.experts}
     if trace.weights is not None:
         arrays["weights"] = trace.weights.astype(np.float16)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
 _ESFT_FILE = re.compile(r"expert_weights_(\d+)\.txt(\.gz)?$")

@@ -39,9 +39,10 @@ def cmd_scenarios(args) -> int:
 
 
 def _instance_from_args(args):
+    from pathlib import Path
+
     from .activation import load_esft, load_trace_npz
     from .instance import build_instance
-    from pathlib import Path
 
     inst = build_instance(args.scenario, slots=args.slots, objective=args.objective, route=args.route)
     if getattr(args, "trace", None):
@@ -54,6 +55,7 @@ def _instance_from_args(args):
 
 def cmd_compare(args) -> int:
     import baselines
+
     from .compare import format_table, score_strategies
 
     inst = _instance_from_args(args)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write_text
 from .errors import PlacementError, field_error
 
 
@@ -46,8 +45,8 @@ class Placement:
                                   f"satellite index must be in [0, {n_satellites - 1}]")
         on_gw = np.argwhere(self.experts == self.gateways[:, None])
         if len(on_gw):
-            l, e = map(int, on_gw[0])
-            raise field_error(PlacementError, f"placement.experts[{l}][{e}]", int(self.experts[l, e]),
+            layer, e = map(int, on_gw[0])
+            raise field_error(PlacementError, f"placement.experts[{layer}][{e}]", int(self.experts[layer, e]),
                               "an expert may not sit on its own layer's gateway")
         if capacity < n_experts:
             # In a sorted row a satellite holding more than `capacity` experts repeats at a
@@ -55,9 +54,9 @@ class Placement:
             srt = np.sort(self.experts, axis=1)
             full = np.argwhere(srt[:, capacity:] == srt[:, :-capacity])
             if len(full):
-                l = int(full[0, 0])
-                sat = int(srt[l, full[0, 1]])
-                raise field_error(PlacementError, f"placement.experts[{l}]", sat,
+                layer = int(full[0, 0])
+                sat = int(srt[layer, full[0, 1]])
+                raise field_error(PlacementError, f"placement.experts[{layer}]", sat,
                                   f"satellite hosts more than experts_per_satellite = {capacity} experts")
         return self
 
@@ -78,15 +77,7 @@ class Placement:
                               "need {'gateways': [int], 'experts': [[int]]}") from None
 
     def save(self, path) -> None:
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self.to_dict(), fh)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, json.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path) -> "Placement":

@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tomllib
+
+from .atomic import atomic_write_text
 from .constellation import WalkerSpec
 from .errors import ScenarioError, field_error
 from .moe import MoESpec, model_preset
@@ -94,7 +95,7 @@ class Scenario:
         return _to_toml(self)
 
     def save(self, path) -> None:
-        _atomic_write_text(Path(path), self.to_toml())
+        atomic_write_text(Path(path), self.to_toml())
 
 
 # ----------------------------------------------------------------------------------- parsing
@@ -352,12 +353,3 @@ def _to_toml(sc: Scenario) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

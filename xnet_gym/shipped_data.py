@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .activation import ActivationTrace, load_esft, save_trace_npz
+from .atomic import atomic_write_text
 from .tle import _satrecs, parse_tle_file, shell_mask
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -36,9 +37,7 @@ def build_starlink_subset(shared: Path) -> None:
     for n, a, b, m in zip(names, l1, l2, mask):
         if m:
             lines += [n.ljust(24), a, b]
-    tmp = STARLINK_TLE.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="ascii")
-    tmp.replace(STARLINK_TLE)
+    atomic_write_text(STARLINK_TLE, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
