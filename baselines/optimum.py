@@ -6,10 +6,10 @@ model-wide optimum is the per-layer optimum, layer by layer.
 - `weighted`: an assignment problem (`scipy.optimize.linear_sum_assignment`) of experts to
   seats (each candidate offers `experts_per_satellite` seats).
 - `max`: a MILP (`scipy.optimize.milp`, HiGHS). x[e, s] places expert e on candidate s;
-  the trace is compressed into its distinct active sets A with frequencies w_A; z[A, k] is
-  the set's stage latency in slot k, linearised as z[A, k] >= cost_k(s) x[e, s] summed over s
-  for every e in A (capacity > 1 adds t_expert(s) for each co-located member of A, with a
-  big-M); minimise sum_A w_A mean_k z[A, k]. Candidates dominated in every slot by at least
+  the trace is compressed into its distinct active sets A with frequencies w_A, and the
+  objective is sum_A w_A mean_k max_{e in A} cost_k(s_e). With one expert per satellite the
+  max is written over sorted cost thresholds (`_threshold_rows`, a strong formulation); with
+  several, co-located members of A add t_expert each (`_big_m_rows`). Candidates dominated in every slot by at least
   E others are dropped first (exact). A layer that hits `time_limit_s` keeps the best
   placement found and `last_info` reports the proven bound and gap.
 - `BruteForce`: every placement of a layer, for tiny instances (the tests' oracle).
@@ -81,68 +81,94 @@ class Optimum:
         keep = _undominated(cost_all, E)
         cand, cost = cand_all[keep], cost_all[:, keep]
         n = len(cand)
-        K = cost.shape[0]
         sets, counts = instance.trace.active_sets(layer)
-        m, k = sets.shape
         w = counts / counts.sum()
         nx = E * n
-        nz = m * K
-        c = np.concatenate([np.zeros(nx), np.repeat(w / K, K)])
-        # z[A, kk] - sum_s cost_k(s) x[e, s] >= 0 for each member e of A and slot kk.
-        a_i, j_i, k_i = (g_.ravel() for g_ in np.meshgrid(np.arange(m), np.arange(k), np.arange(K), indexing="ij"))
-        R = len(a_i)
-        e_i = sets[a_i, j_i]
-        z_col = nx + a_i * K + k_i
-        rows = [np.arange(R), np.repeat(np.arange(R), n)]
-        cols = [z_col, ((e_i * n)[:, None] + np.arange(n)).ravel()]
-        vals = [np.ones(R), -cost[k_i].ravel()]
-        lb = [np.zeros(R)]
-        if cap > 1 and k > 1:
-            # Co-located members of A compute back to back: for e on s,
-            # z >= cost_k(s) + t_exp(s) * (#other members of A on s) - M (1 - x[e, s]).
-            t_exp = instance.expert_time_s[cand]
-            big_m = float(t_exp.max() * (k - 1))
-            s_i = np.tile(np.arange(n), R)
-            r2 = R + np.arange(R * n)
-            rep = np.repeat(np.arange(R), n)
-            others = np.array([[f for f in range(k) if f != j] for j in range(k)])     # (k, k-1)
-            f_e = sets[a_i[rep][:, None], others[j_i[rep]]]                           # (R n, k-1)
-            rows += [r2, r2, np.repeat(r2, k - 1)]
-            cols += [z_col[rep], e_i[rep] * n + s_i, (f_e * n + s_i[:, None]).ravel()]
-            vals += [np.ones(R * n), -cost[k_i[rep], s_i] - big_m, np.repeat(-t_exp[s_i], k - 1)]
-            lb.append(np.full(R * n, -big_m))
-        r = R + (R * n if cap > 1 and k > 1 else 0)
-        lb_extra = np.concatenate(lb)
-        rows, cols, vals = [np.concatenate(rows)], [np.concatenate(cols)], [np.concatenate(vals)]
-        A_z = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(r, nx + nz))
+        if cap > 1 and sets.shape[1] > 1:
+            obj, rows, cols, vals, lb, const = _big_m_rows(instance, cand, cost, sets, w, nx)
+        else:
+            obj, rows, cols, vals, lb, const = _threshold_rows(cost, sets, w, nx)
+        n_aux = len(obj)
+        width = nx + n_aux
+        A_aux = coo_matrix((vals, (rows, cols)), shape=(len(lb), width))
         # Each expert on exactly one candidate; each candidate at most `cap` experts.
-        assign = coo_matrix((np.ones(nx), (np.repeat(np.arange(E), n), np.arange(nx))), shape=(E, nx + nz))
-        seat = coo_matrix((np.ones(nx), (np.tile(np.arange(n), E), np.arange(nx))), shape=(n, nx + nz))
-        constraints = [LinearConstraint(A_z, lb_extra, np.inf),
-                       LinearConstraint(assign, 1, 1), LinearConstraint(seat, 0, cap)]
-        integrality = np.concatenate([np.ones(nx), np.zeros(nz)])
-        bounds = Bounds(np.zeros(nx + nz), np.concatenate([np.ones(nx), np.full(nz, np.inf)]))
-        # Warm knowledge: the analytic placement is feasible; HiGHS in scipy takes no start,
-        # so keep it as a fallback if the time limit leaves no incumbent.
-        res = milp(c, constraints=constraints, integrality=integrality, bounds=bounds,
-                   options={"time_limit": time_limit_s, "mip_rel_gap": self.mip_rel_gap, "disp": False})
-        fallback = analytic_placement(instance).experts[layer]
-        if res.x is None:
-            v = float(evaluate_stages(instance, analytic_placement(instance), [layer], split=False).stage_s[0])
-            return fallback, v, float(getattr(res, "mip_dual_bound", 0.0) or 0.0), False
-        x = res.x[:nx].reshape(E, n)
-        sats = cand[np.argmax(x, axis=1)]
+        assign = coo_matrix((np.ones(nx), (np.repeat(np.arange(E), n), np.arange(nx))), shape=(E, width))
+        seat = coo_matrix((np.ones(nx), (np.tile(np.arange(n), E), np.arange(nx))), shape=(n, width))
+        constraints = [LinearConstraint(A_aux, lb, np.inf), LinearConstraint(assign, 1, 1),
+                       LinearConstraint(seat, 0, cap)]
+        integrality = np.concatenate([np.ones(nx), np.zeros(n_aux)])
+        bounds = Bounds(np.zeros(width), np.concatenate([np.ones(nx), np.full(n_aux, np.inf)]))
+        res = milp(np.concatenate([np.zeros(nx), obj]), constraints=constraints, integrality=integrality,
+                   bounds=bounds, options={"time_limit": time_limit_s, "mip_rel_gap": self.mip_rel_gap,
+                                           "disp": False})
         base = analytic_placement(instance)
+        v0 = float(evaluate_stages(instance, base, [layer], split=False).stage_s[0])
+        dual = getattr(res, "mip_dual_bound", None)
+        bound = const + float(dual) if dual is not None and np.isfinite(dual) else 0.0
+        if res.x is None:
+            # HiGHS in scipy takes no start; with no incumbent the closed form stands in.
+            return base.experts[layer], v0, min(bound, v0), False
+        sats = cand[np.argmax(res.x[:nx].reshape(E, n), axis=1)]
         v = float(evaluate_stages(instance, base.with_layer(layer, sats), [layer], split=False).stage_s[0])
         ok = res.status == 0
-        if not ok:
+        if not ok and v0 < v:
             # A time-limited incumbent can be worse than the closed form: keep the better.
-            v0 = float(evaluate_stages(instance, base, [layer], split=False).stage_s[0])
-            if v0 < v:
-                sats, v = fallback, v0
-        b = float(res.mip_dual_bound) if getattr(res, "mip_dual_bound", None) is not None else v
-        return sats, v, min(b, v), ok
+            sats, v = base.experts[layer], v0
+        return sats, v, min(bound if not ok else v, v), ok
+
+
+def _threshold_rows(cost: np.ndarray, sets: np.ndarray, w: np.ndarray, nx: int):
+    """Strong formulation of sum_A w_A mean_k max_{e in A} cost_k(s_e) (no contention).
+
+    With slot k's candidate costs sorted, theta_0 <= theta_1 <= ..., the max is
+    theta_0 + sum_i (theta_i - theta_{i-1}) [max >= theta_i]; y[A, k, i] >= the mass of any
+    member of A on candidates costing >= theta_i. Its LP bound is far tighter than z >= cost.
+    """
+    K, n = cost.shape
+    m, k = sets.shape
+    order = np.argsort(cost, axis=1, kind="stable")
+    srt = np.take_along_axis(cost, order, axis=1)
+    delta = np.diff(srt, axis=1)                                   # (K, n - 1)
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(n)[None, :], axis=1)
+    # mask[kk, i, s]: candidate s costs >= theta_{i+1} in slot kk.
+    kk, ii, ss = np.nonzero(rank[:, None, :] >= np.arange(1, n)[None, :, None])
+    n_y = m * K * (n - 1)
+    obj = (w[:, None, None] / K * delta[None, :, :]).ravel()
+    const = float(w.sum() * srt[:, 0].mean())
+    pair = np.arange(m * k)
+    a_of, e_of = pair // k, sets.ravel()
+    row_base = kk * (n - 1) + ii                                    # (P,) within one (A, j) block
+    rows_x = (pair[:, None] * (K * (n - 1)) + row_base[None, :]).ravel()
+    cols_x = (e_of[:, None] * (cost.shape[1]) + ss[None, :]).ravel()
+    rows_y = np.arange(m * k * K * (n - 1))
+    y_of_row = (a_of[:, None] * (K * (n - 1)) + np.arange(K * (n - 1))[None, :]).ravel()
+    rows = np.concatenate([rows_y, rows_x])
+    cols = np.concatenate([nx + y_of_row, cols_x])
+    vals = np.concatenate([np.ones(len(rows_y)), -np.ones(len(rows_x))])
+    assert len(obj) == n_y
+    return obj, rows, cols, vals, np.zeros(len(rows_y)), const
+
+
+def _big_m_rows(instance, cand, cost, sets, w, nx):
+    """z[A, k] >= cost_k(s) + t_exp(s) * (other members of A on s) - M (1 - x[e, s]) for each
+    member e and candidate s: co-located members compute back to back (capacity > 1)."""
+    K, n = cost.shape
+    m, k = sets.shape
+    t_exp = instance.expert_time_s[cand]
+    big_m = float(t_exp.max() * (k - 1) + np.ptp(cost))
+    a_i, j_i, k_i, s_i = (x.ravel() for x in np.meshgrid(np.arange(m), np.arange(k), np.arange(K), np.arange(n),
+                                                         indexing="ij"))
+    R = len(a_i)
+    e_i = sets[a_i, j_i]
+    others = np.array([[f for f in range(k) if f != j] for j in range(k)])    # (k, k-1)
+    f_e = sets[a_i[:, None], others[j_i]]                                     # (R, k-1)
+    r = np.arange(R)
+    rows = np.concatenate([r, r, np.repeat(r, k - 1)])
+    cols = np.concatenate([nx + a_i * K + k_i, e_i * n + s_i, (f_e * n + s_i[:, None]).ravel()])
+    vals = np.concatenate([np.ones(R), -cost[k_i, s_i] - big_m, np.repeat(-t_exp[s_i], k - 1)])
+    obj = np.repeat(w / K, K)
+    return obj, rows, cols, vals, np.full(R, -big_m), 0.0
 
 
 def _undominated(cost: np.ndarray, n_experts: int) -> np.ndarray:
