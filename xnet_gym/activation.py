@@ -104,7 +104,7 @@ class ActivationTrace:
         E = self.n_experts
         sets, counts = self.active_sets(layer)
         onehot = np.zeros((len(sets), E))
-        np.put_along_axis(onehot, sets, 1.0, axis=1)
+        onehot[np.arange(len(sets))[:, None], sets] = 1.0
         joint = (onehot * counts[:, None]).T @ onehot
         count = np.diag(joint).copy()
         np.fill_diagonal(joint, 0.0)

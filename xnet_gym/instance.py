@@ -8,6 +8,7 @@ shortest-path cache are shared.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class Instance:
     def outage_penalty_s(self) -> float:
         return self.scenario.links.outage_penalty_s
 
-    @property
+    @functools.cached_property
     def expert_time_s(self) -> np.ndarray:
         """(N,) compute time of one expert on each satellite."""
         return self.model.expert_flops / self.rate_flops

@@ -89,7 +89,8 @@ class PlacementGenerator:
             return fresh
         # Only the episode's layer is scored; the others keep the scenario's trace, cut or
         # tiled to the episode's token count so the array stays rectangular.
-        experts = np.resize(base.experts, (base.n_layers, T, m.top_k)).astype(fresh.experts.dtype)
+        experts = base.experts.astype(fresh.experts.dtype) if T == base.n_tokens else \
+            np.resize(base.experts, (base.n_layers, T, m.top_k)).astype(fresh.experts.dtype)
         experts[layers] = fresh.experts
         trace = ActivationTrace(experts, m.experts, source=fresh.source, check=False)
         for i, layer in enumerate(layers):
