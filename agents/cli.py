@@ -7,28 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from xnet_gym.cli import int_at_least
+
 ENV_IDS = ("xnet_gym/ExpertPlacement-v0", "xnet_gym/ModelPlacement-v0")
 RUN_POLICIES = ("analytic", "RandIntra-CG", "RandIntra", "RandPlace", "random")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be > 0")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
+_positive_int = int_at_least(1)
+_nonneg_int = int_at_least(0)
 
 
 def _env_args(p: argparse.ArgumentParser) -> None:

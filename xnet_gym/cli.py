@@ -9,24 +9,21 @@ import sys
 from .errors import XnetError
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
+def int_at_least(low: int):
+    """An argparse type: an integer >= low, with a message naming the value."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
+        return value
+    return parse
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
+_positive_int = int_at_least(1)
+_nonneg_int = int_at_least(0)
 
 
 def cmd_scenarios(args) -> int:
@@ -50,6 +47,11 @@ def _instance_from_args(args):
         m = inst.model
         trace = load_esft(path, m.experts, m.top_k) if path.is_dir() else load_trace_npz(path, m.experts)
         inst = inst.with_trace(trace)
+    if getattr(args, "tokens", None):
+        if args.tokens > inst.trace.n_tokens:
+            raise XnetError(f"--tokens = {args.tokens}: the trace has only {inst.trace.n_tokens} tokens")
+        # Tokens are i.i.d. in synthetic traces and in file order in real ones: keep the first N.
+        inst = inst.with_trace(inst.trace.window(0, args.tokens))
     return inst
 
 
@@ -93,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="score the paper's strategies (and solvers) on a scenario")
     _add_instance_args(p)
     p.add_argument("--trace", help="activation trace: an .npz or an ESFT-format folder")
+    p.add_argument("--tokens", type=_positive_int, help="use only the trace's first N tokens")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="first seed of the random strategies")
     p.add_argument("--random-seeds", type=_positive_int, default=5, help="seeds averaged per random row")
     p.add_argument("--solvers", nargs="*", default=[],
