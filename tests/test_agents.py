@@ -83,3 +83,14 @@ def test_bad_agent_input(tiny_run, tmp_path, capsys):
         make_player(str(junk))
     assert main(["evaluate", "--policy", str(tmp_path / "absent.zip"), "--episodes", "1"]) == 2
     assert "no such model file" in capsys.readouterr().err
+
+
+def test_main_job_runs_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--scenario", "tiny", "--timesteps", "256", "--episodes", "3", "--out", str(out),
+                 "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    for name in ("learned", "analytic", "RandIntra-CG", "RandIntra", "RandPlace", "random"):
+        assert f"\n{name} " in text
+    assert (out / "comparison.csv").is_file() and (out / "comparison.png").is_file()
+    assert (out / "model.zip").is_file() and (out / "config.json").is_file()
