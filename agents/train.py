@@ -65,9 +65,12 @@ class TrainingCurve(BaseCallback):
         if not self.rows:
             return
         data = np.asarray(self.rows)
-        window = min(100, len(data))
-        smooth = np.convolve(data[:, 1], np.ones(window) / window, mode="valid")
-        steps = data[window - 1:, 0]
+        # Parallel envs finish episodes at the same timestep: average those first.
+        steps, inverse = np.unique(data[:, 0], return_inverse=True)
+        ratio = np.bincount(inverse, weights=data[:, 1]) / np.bincount(inverse)
+        window = min(50, len(steps))
+        smooth = np.convolve(ratio, np.ones(window) / window, mode="valid")
+        steps = steps[window - 1:]
         keep = np.unique(np.linspace(0, len(steps) - 1, min(400, len(steps))).astype(int))
         lines = ["timesteps,ratio_to_analytic"] + [f"{int(steps[i])},{smooth[i]:.6f}" for i in keep]
         atomic_write_text(self.path, "\n".join(lines) + "\n")
