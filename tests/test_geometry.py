@@ -65,8 +65,15 @@ def test_star_has_no_seam_links():
     pl = c.plane[c.links]
     assert not np.any((pl[:, 0] == 0) & (pl[:, 1] == P - 1))
     assert len(c.links) == P * S + (P - 1) * S
-    raan_spread = np.degrees(np.arctan2(c.positions_km[0, :, 1], c.positions_km[0, :, 0]))
-    assert raan_spread.shape == (P * S,)
+    # RAAN from the orbit normal: a star spreads its planes over pi, a delta over 2 pi.
+    h = np.cross(c.positions_km[0], c.velocities_km_s[0])
+    def angle_gap(a, b):
+        return np.abs(np.angle(np.exp(1j * (a - b))))
+
+    assert angle_gap(np.arctan2(h[:, 0], -h[:, 1]), np.pi * c.plane / P).max() < 1e-12
+    d = Constellation.walker(spec("delta", P=P, S=S, F=1), slots=1)
+    hd = np.cross(d.positions_km[0], d.velocities_km_s[0])
+    assert angle_gap(np.arctan2(hd[:, 0], -hd[:, 1]), 2 * np.pi * d.plane / P).max() < 1e-12
 
 
 def test_time_slots_span_one_period():
