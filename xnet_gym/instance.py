@@ -14,7 +14,7 @@ import numpy as np
 
 from .activation import ActivationTrace, clustered_trace, load_esft, load_trace_npz, zipf_trace
 from .constellation import Constellation, WalkerSpec
-from .errors import ScenarioError, TraceError, field_error
+from .errors import PlacementError, ScenarioError, TraceError, field_error
 from .layers import RingLayout, ring_layout
 from .placement import Placement
 from .scenario import Scenario, load_scenario
@@ -78,7 +78,7 @@ class Instance:
 
     def validate(self, placement: Placement) -> Placement:
         if len(placement.gateways) != self.n_layers:
-            raise field_error(ScenarioError, "placement.gateways length", len(placement.gateways),
+            raise field_error(PlacementError, "placement.gateways length", len(placement.gateways),
                               f"must equal the number of layers ({self.n_layers})")
         return placement.validate(self.n_satellites, self.n_experts, self.capacity)
 

@@ -340,10 +340,10 @@ def _to_toml(sc: Scenario) -> str:
         head.append(f"description = {_toml_value(sc.description)}")
     con = dataclasses.asdict(sc.constellation)
     if isinstance(sc.constellation, TleSpec):
-        con = {"source": "tle", **con, "path": str(sc.resolve(sc.constellation.path))}
+        con = {"source": "tle", **con, "path": str(sc.resolve(sc.constellation.path).resolve())}
     act = dataclasses.asdict(sc.activation)
     if act["path"] is not None:
-        act["path"] = str(sc.resolve(act["path"]))
+        act["path"] = str(sc.resolve(act["path"]).resolve())
     model = {"preset": sc.model_preset} if sc.model_preset and sc.model == model_preset(sc.model_preset) \
         else dataclasses.asdict(sc.model)
     parts = ["\n".join(head), _table("constellation", con), _table("links", dataclasses.asdict(sc.links)),
