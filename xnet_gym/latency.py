@@ -45,6 +45,23 @@ def expected_stage_cost_s(instance: Instance, gateways, layer: int, sats) -> np.
     return (prop + bad * instance.outage_penalty_s).mean(axis=0) + instance.expert_time_s[sats]
 
 
+def stage_total_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.ndarray, sets: np.ndarray,
+                  counts: np.ndarray, probabilities: np.ndarray, top_k: int, objective: str) -> float:
+    """One layer's expected expert-stage latency from its experts' per-slot path legs.
+
+    leg_cost_s (K, E): d(g, s_e) + d(s_e, g_next) per slot, outages at the penalty;
+    expert_time_s (E,): one expert's compute on its satellite; sats (E,): the satellites (for
+    back-to-back compute); sets/counts: the layer's distinct active sets and token counts.
+    `evaluate_stages` and the envs' per-episode scoring both reduce through this function.
+    """
+    if objective == "weighted":
+        return float((leg_cost_s.mean(axis=0) + expert_time_s) @ probabilities / top_k)
+    s = sats[sets]
+    mult = (s[:, :, None] == s[:, None, :]).sum(axis=2)
+    total = leg_cost_s[:, sets] + mult * expert_time_s[sets]
+    return float(total.max(axis=2).sum(axis=0) @ counts / (counts.sum() * leg_cost_s.shape[0]))
+
+
 @dataclass(frozen=True)
 class StageCosts:
     """Expected expert-stage latency of each evaluated layer (s/token), split by kind."""
@@ -79,6 +96,12 @@ def evaluate_stages(instance: Instance, placement: Placement, layers=None, split
     for i, layer in enumerate(layers):
         p = instance.trace.layer_probabilities(layer)
         unreachable[i] = (bad[:, i, :] @ p).mean()
+        if not split:
+            sets, counts = instance.trace.active_sets(layer)
+            total = stage_total_s(prop[:, i, :] + bad[:, i, :] * penalty, t_exp[sats[i]], sats[i], sets, counts,
+                                  p, k, instance.objective)
+            out[:, i] = (total, np.nan, np.nan, np.nan)
+            continue
         if instance.objective == "weighted":
             w = p / k
             c_prop = (prop[:, i, :] @ w).mean()
@@ -94,9 +117,6 @@ def evaluate_stages(instance: Instance, placement: Placement, layers=None, split
         legs_out = bad[:, i, :][:, sets] * penalty
         total = legs_prop + legs_out + compute
         w = counts / (T * K)
-        if not split:
-            out[:, i] = (total.max(axis=2).sum(axis=0) @ w, np.nan, np.nan, np.nan)
-            continue
         arg = total.argmax(axis=2)[..., None]
         parts = np.stack([legs_prop, legs_out, np.broadcast_to(compute, total.shape)])
         c_prop, c_out, c_cmp = np.take_along_axis(parts, arg[None], axis=3)[..., 0].sum(axis=1) @ w
