@@ -225,3 +225,24 @@ def test_render_modes():
     img = env.render()
     assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8 and img.std() > 0
     env.close()
+
+
+@pytest.mark.parametrize("objective", ["max", "weighted"])
+@pytest.mark.parametrize("scenario", ["paper", "deepseek-esft-packed"])
+def test_episode_scoring_equals_the_evaluator(objective, scenario):
+    """The env scores from per-slot leg tables; they must give the evaluator's exact value."""
+    from xnet_gym.latency import evaluate_stages
+
+    kw = {"slots": 6, "tokens": 300} if scenario != "paper" else {}
+    env = gym.make(EXPERT, scenario=scenario, objective=objective, train_slots=5, **kw)
+    rng = np.random.default_rng(2)
+    for seed in range(4):
+        total, _, infos = play(env, masked_random(rng), seed=seed)
+        ep = env.unwrapped.episode
+        layer = int(ep.layers[0])
+        placement = infos[-1]["placement"]
+        direct = evaluate_stages(ep.instance, placement, [layer]).stage_s[0]
+        assert infos[-1]["latency_s"] == pytest.approx(direct, rel=1e-12)
+        ref = evaluate_stages(ep.instance, ep.base, [layer]).stage_s[0]
+        assert infos[-1]["analytic_latency_s"] == pytest.approx(ref, rel=1e-12)
+        assert len(ep.instance.slots) == 5

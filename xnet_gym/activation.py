@@ -101,14 +101,7 @@ class ActivationTrace:
 
     def coactivation(self, layer: int) -> np.ndarray:
         """(E, E) matrix C[e, f] = P(f active | e active), zero diagonal."""
-        E = self.n_experts
-        sets, counts = self.active_sets(layer)
-        onehot = np.zeros((len(sets), E))
-        onehot[np.arange(len(sets))[:, None], sets] = 1.0
-        joint = (onehot * counts[:, None]).T @ onehot
-        count = np.diag(joint).copy()
-        np.fill_diagonal(joint, 0.0)
-        return joint / np.maximum(count, 1.0)[:, None]
+        return coactivation_from_sets(*self.active_sets(layer), self.n_experts)
 
     def window(self, start: int, tokens: int) -> "ActivationTrace":
         """Tokens [start, start + tokens) of every layer."""
@@ -120,6 +113,16 @@ class ActivationTrace:
         idx = np.asarray(layers)
         w = None if self.weights is None else self.weights[idx]
         return ActivationTrace(self.experts[idx], self.n_experts, w, self.source, check=False)
+
+
+def coactivation_from_sets(sets: np.ndarray, counts: np.ndarray, n_experts: int) -> np.ndarray:
+    """(E, E) P(f active | e active) from distinct active sets and their token counts."""
+    onehot = np.zeros((len(sets), n_experts))
+    onehot[np.arange(len(sets))[:, None], sets] = 1.0
+    joint = (onehot * counts[:, None]).T @ onehot
+    count = np.diag(joint).copy()
+    np.fill_diagonal(joint, 0.0)
+    return joint / np.maximum(count, 1.0)[:, None]
 
 
 def _unique_rows(rows: np.ndarray, n_values: int) -> tuple[np.ndarray, np.ndarray]:

@@ -59,12 +59,12 @@ class AssignmentEnv(gym.Env):
     # ------------------------------------------------------------------------ state
     def _start(self, episode: Episode) -> None:
         n, C = episode.n_layers, self.n_candidates_max
-        E = episode.instance.n_experts
+        E = episode.n_experts
         self.episode = episode
         self._li = 0
         self._j = 0
         self._E = E
-        self._capacity = episode.instance.capacity
+        self._capacity = episode.capacity
         self._occupancy = np.zeros((n, C), dtype=np.float32)   # experts on each candidate
         self._coact = np.zeros((n, E, C), dtype=np.float32)
         self._set_max = [np.zeros(len(w)) for _, w in episode.set_members]
@@ -111,7 +111,7 @@ class AssignmentEnv(gym.Env):
         return {
             "expert": np.array([ep.probabilities[li, e], ep.rank_norm[li, e],
                                 (self._li * E + self._j) / (ep.n_layers * E),
-                                ep.layers[li] / max(ep.instance.n_layers - 1, 1)], dtype=np.float32),
+                                ep.layers[li] / max(ep.n_model_layers - 1, 1)], dtype=np.float32),
             "candidate_cost": cn.copy(),
             "candidate_seat_rank": ep.seat_rank[li].copy(),
             "candidate_marginal": marginal,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..activation import ActivationTrace, clustered_trace, zipf_trace
+from ..activation import ActivationTrace, clustered_trace, coactivation_from_sets, zipf_layer_sets, zipf_trace
 from ..analytic import analytic_placement, sort_match
 from ..errors import ScenarioError, field_error
 from ..instance import Instance, build_instance
-from ..latency import evaluate, evaluate_stages, expected_stage_cost_s
+from ..latency import _legs, evaluate, evaluate_stages, expected_stage_cost_s, stage_total_s
 from ..layers import random_subnet_gateways
 from ..placement import Placement
 from .types import Episode
@@ -62,6 +62,7 @@ class PlacementGenerator:
         self._base_analytic = analytic_placement(self.base)
         rate = self.base.rate_flops
         self._rate_norm = (rate / rate.max()).astype(np.float32)
+        self._tables: dict[int, tuple] = {}
 
     # --------------------------------------------------------------------------- drawing
     def _trace(self, rng: np.random.Generator, layers: np.ndarray, options: dict) -> ActivationTrace:
@@ -111,6 +112,8 @@ class PlacementGenerator:
             layer = int(rng.integers(L)) if layer is None else _int_kwarg("options['layer']", layer, 0, L - 1)
             layers = np.array([layer])
         if self.layer_strategy == "central":
+            if not self.whole_model and "trace" not in options:
+                return self._expert_episode(rng, int(layers[0]))
             gateways = base.layout.central_gateways
         else:
             gateways = random_subnet_gateways(base.layout, rng)
@@ -167,13 +170,104 @@ class PlacementGenerator:
             reference = evaluate(inst, analytic).latency_s
         else:
             reference = float(evaluate_stages(inst, analytic, layers, split=False).stage_s[0])
-        return Episode(inst, layers, analytic, cand, n_cand, cost, cost_norm, rate_norm, probs, rank, seat_rank, order,
-                       coact.astype(np.float32), analytic_idx, tuple(sets), tuple(membership), float(reference),
-                       self.whole_model)
+        return Episode(lambda: inst, layers, analytic, cand, n_cand, cost, cost_norm, rate_norm, probs, rank,
+                       seat_rank, order, coact.astype(np.float32), analytic_idx, tuple(sets), tuple(membership),
+                       float(reference), self.whole_model, E, inst.trace.top_k, inst.capacity, L)
+
+    # ------------------------------------------------------------------ ExpertPlacement
+    def _layer_tables(self, layer: int):
+        """Candidates of a layer (central gateways) and their per-slot leg costs over every
+        slot of the scenario, from the evaluator's `_legs`: computed once, sliced per episode."""
+        hit = self._tables.get(layer)
+        if hit is None:
+            base = self.base
+            g = base.layout.central_gateways
+            cand = base.layout.candidates(layer, g[layer])
+            prop, bad = _legs(base, g, np.full(len(cand), layer), cand)
+            hit = self._tables[layer] = (cand, prop + bad * base.outage_penalty_s, base.expert_time_s[cand])
+        return hit
+
+    def _expert_episode(self, rng: np.random.Generator, layer: int) -> Episode:
+        """ExpertPlacement with the paper's fixed gateways: everything from the layer's tables
+        and the profile's distinct active sets; the episode's Instance is built only if asked."""
+        base = self.base
+        E, k, C = base.n_experts, base.trace.top_k, self.n_max
+        a = base.scenario.activation
+        drawn = None
+        if a.source == "zipf" and self.randomize_activation:
+            drawn = zipf_layer_sets(E, k, self.tokens or a.tokens, a.alpha, rng)
+        if drawn is not None:
+            sets, counts = drawn
+            trace = None
+        else:
+            trace = self._trace(rng, np.array([layer]), {})
+            sets, counts = trace.active_sets(layer)
+        T = int(counts.sum())
+        slots = base.slots
+        if self.train_slots is not None:
+            slots = np.sort(rng.choice(len(base.slots), self.train_slots, replace=False))
+        cand, table, t_cand = self._layer_tables(layer)
+        n = len(cand)
+        slot_cost = table[slots]
+        cs = slot_cost.mean(axis=0) + t_cand
+        p = np.bincount(sets.ravel(), weights=np.repeat(counts, k), minlength=E) / T
+        by_pop = np.lexsort((np.arange(E), -p))
+        rank = np.empty((1, E), dtype=np.float32)
+        rank[0, by_pop] = np.arange(E) / E
+        by_cost = np.lexsort((cand, cs))
+        seat_rank = np.ones((1, C), dtype=np.float32)
+        seat_rank[0, by_cost] = np.minimum(np.arange(n) * base.capacity / E, 1.0)
+        if self.expert_order == "index":
+            order = np.arange(E)
+        elif self.expert_order == "frequency":
+            order = by_pop
+        else:
+            order = rng.permutation(E)
+        seat = sort_match(p, cand, cs, base.capacity)
+        idx = np.searchsorted(cand, seat)
+        reference = stage_total_s(slot_cost[:, idx], t_cand[idx], seat, sets, counts, p, k, base.objective)
+        experts = self._base_analytic.experts.copy()
+        experts[layer] = seat
+        member = np.zeros((E, len(sets)), dtype=bool)
+        member[sets.T, np.arange(len(sets))[None, :]] = True
+        span = cs.max() - cs.min()
+        cost = np.full((1, C), np.inf)
+        cost[0, :n] = cs
+        cost_norm = np.ones((1, C), dtype=np.float32)
+        cost_norm[0, :n] = (cs - cs.min()) / span if span > 0 else 0.0
+        cand_pad = np.full((1, C), -1, dtype=np.int64)
+        cand_pad[0, :n] = cand
+        rate_norm = np.zeros((1, C), dtype=np.float32)
+        rate_norm[0, :n] = self._rate_norm[cand]
+
+        def make_instance():
+            tr = trace
+            if tr is None:
+                tokens = np.repeat(sets, counts, axis=0)
+                experts_all = base.trace.experts.astype(tokens.dtype) if T == base.trace.n_tokens else \
+                    np.resize(base.trace.experts, (base.n_layers, T, k)).astype(tokens.dtype)
+                experts_all[layer] = tokens
+                tr = ActivationTrace(experts_all, E, source=base.trace.source, check=False)
+                tr._sets[layer] = (sets, counts)
+            return base.with_trace(tr).with_slots(slots)
+
+        return Episode(make_instance, np.array([layer]), Placement(base.layout.central_gateways, experts),
+                       cand_pad, np.array([n]), cost, cost_norm, rate_norm, p[None, :], rank, seat_rank,
+                       order[None, :], coactivation_from_sets(sets, counts, E)[None].astype(np.float32), idx[None, :],
+                       ((sets, counts / T),), (member,), reference, False, E, k, base.capacity, base.n_layers,
+                       slot_cost_s=slot_cost, candidate_time_s=t_cand, set_counts=counts)
 
     def objective_s(self, episode: Episode, placement: Placement) -> float:
         """What an episode is scored on, through the one evaluator: the token latency
         (ModelPlacement) or the placed layer's expert-stage latency (ExpertPlacement)."""
         if episode.whole_model:
             return evaluate(episode.instance, placement).latency_s
+        if episode.slot_cost_s is not None:
+            layer = int(episode.layers[0])
+            sats = placement.experts[layer]
+            idx = np.searchsorted(episode.candidates[0, : episode.n_candidates[0]], sats)
+            sets, _ = episode.set_members[0]
+            return stage_total_s(episode.slot_cost_s[:, idx], episode.candidate_time_s[idx], sats, sets,
+                                 episode.set_counts, episode.probabilities[0], episode.top_k,
+                                 self.base.objective)
         return float(evaluate_stages(episode.instance, placement, episode.layers, split=False).stage_s[0])

@@ -32,8 +32,7 @@ class DenseReward(SparseReward):
     name = "dense"
 
     def step(self, episode: Episode, layer_i: int, expert: int, cand: int) -> float:
-        k = episode.instance.trace.top_k
-        share = episode.probabilities[layer_i, expert] / k
+        share = episode.probabilities[layer_i, expert] / episode.top_k
         return -float(share * episode.cost_s[layer_i, cand]) / episode.reference_s
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +20,7 @@ class Episode:
     the analytic placement, so the return contract is -objective_s / reference_s.
     """
 
-    instance: Instance            # slots and trace of this episode
+    instance_factory: Callable[[], Instance]   # builds `instance` on first use
     layers: np.ndarray            # (n,) model layers placed, in order
     base: Placement               # gateways; analytic experts in every layer
     candidates: np.ndarray        # (n, C) satellite ids, -1 where padded
@@ -36,6 +38,20 @@ class Episode:
     set_of_expert: tuple          # per layer: (E, m) bool, expert e is in active set j
     reference_s: float            # objective of the analytic placement
     whole_model: bool             # True: objective is token latency; False: the layer's stage
+    n_experts: int
+    top_k: int
+    capacity: int
+    n_model_layers: int
+    # ExpertPlacement with fixed gateways scores from per-slot leg costs precomputed for the
+    # layer's candidates (the same numbers the evaluator's _legs gives), (K, n_candidates):
+    slot_cost_s: np.ndarray | None = None
+    candidate_time_s: np.ndarray | None = None
+    set_counts: np.ndarray | None = None
+
+    @functools.cached_property
+    def instance(self) -> Instance:
+        """The episode's instance (its slots and trace), built when first asked for."""
+        return self.instance_factory()
 
     @property
     def n_layers(self) -> int:
