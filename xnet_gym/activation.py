@@ -137,31 +137,31 @@ def _unique_rows(rows: np.ndarray, n_values: int) -> tuple[np.ndarray, np.ndarra
 
 
 @lru_cache(maxsize=32)
-def _plackett_luce_sets(weights: tuple, top_k: int):
-    """Exact distribution of the top-k *set* under Plackett-Luce sampling with `weights`
-    (index = popularity rank), or None when there are too many ordered draws to enumerate."""
-    E = len(weights)
+def _plackett_luce_sets(E: int, alpha: float, top_k: int):
+    """Exact distribution of the top-k *set* under Plackett-Luce sampling with Zipf(alpha)
+    weights (index = popularity rank), or None when there are too many ordered draws."""
     if math.perm(E, top_k) > 200_000:
         return None
-    w = np.asarray(weights)
+    w = np.arange(1, E + 1, dtype=float) ** -alpha
     seqs = np.array(list(itertools.permutations(range(E), top_k)), dtype=np.int64)
     taken = np.cumsum(w[seqs], axis=1) - w[seqs]
     prob = np.prod(w[seqs] / (w.sum() - taken), axis=1)
     rows = np.sort(seqs, axis=1)
     sets, inverse = np.unique(rows, axis=0, return_inverse=True)
-    return sets, np.bincount(inverse.ravel(), weights=prob)
+    prob = np.bincount(inverse.ravel(), weights=prob)
+    return sets, prob / prob.sum()
 
 
 def zipf_layer_sets(experts: int, top_k: int, tokens: int, alpha: float, rng: np.random.Generator):
     """One layer's zipf profile as (distinct sets, counts), drawn exactly from the
     Plackett-Luce set distribution with one multinomial: O(sets) instead of O(tokens x experts).
     Returns None when the set space is too large to enumerate (the caller uses Gumbel top-k)."""
-    table = _plackett_luce_sets(tuple(np.arange(1, experts + 1, dtype=float) ** -alpha), top_k)
+    table = _plackett_luce_sets(experts, float(alpha), top_k)
     if table is None:
         return None
     rank_sets, prob = table
     perm = rng.permutation(experts)            # perm[r]: the expert with popularity rank r
-    counts = rng.multinomial(tokens, prob / prob.sum())
+    counts = rng.multinomial(tokens, prob)
     keep = counts > 0
     sets = np.sort(perm[rank_sets[keep]], axis=1)
     return sets, counts[keep]

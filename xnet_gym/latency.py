@@ -46,19 +46,24 @@ def expected_stage_cost_s(instance: Instance, gateways, layer: int, sats) -> np.
 
 
 def stage_total_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.ndarray, sets: np.ndarray,
-                  counts: np.ndarray, probabilities: np.ndarray, top_k: int, objective: str) -> float:
+                  counts: np.ndarray, probabilities: np.ndarray, top_k: int, objective: str,
+                  capacity: int = 2) -> float:
     """One layer's expected expert-stage latency from its experts' per-slot path legs.
 
     leg_cost_s (K, E): d(g, s_e) + d(s_e, g_next) per slot, outages at the penalty;
     expert_time_s (E,): one expert's compute on its satellite; sats (E,): the satellites (for
-    back-to-back compute); sets/counts: the layer's distinct active sets and token counts.
+    back-to-back compute; with `capacity` 1 no two can share); sets/counts: the layer's
+    distinct active sets and token counts.
     `evaluate_stages` and the envs' per-episode scoring both reduce through this function.
     """
     if objective == "weighted":
         return float((leg_cost_s.mean(axis=0) + expert_time_s) @ probabilities / top_k)
-    s = sats[sets]
-    mult = (s[:, :, None] == s[:, None, :]).sum(axis=2)
-    total = leg_cost_s[:, sets] + mult * expert_time_s[sets]
+    if capacity == 1 or len(np.unique(sats)) == len(sats):
+        total = leg_cost_s[:, sets] + expert_time_s[sets]      # no two experts share a satellite
+    else:
+        s = sats[sets]
+        mult = (s[:, :, None] == s[:, None, :]).sum(axis=2)
+        total = leg_cost_s[:, sets] + mult * expert_time_s[sets]
     return float(total.max(axis=2).sum(axis=0) @ counts / (counts.sum() * leg_cost_s.shape[0]))
 
 
@@ -99,7 +104,7 @@ def evaluate_stages(instance: Instance, placement: Placement, layers=None, split
         if not split:
             sets, counts = instance.trace.active_sets(layer)
             total = stage_total_s(prop[:, i, :] + bad[:, i, :] * penalty, t_exp[sats[i]], sats[i], sets, counts,
-                                  p, k, instance.objective)
+                                  p, k, instance.objective, instance.capacity)
             out[:, i] = (total, np.nan, np.nan, np.nan)
             continue
         if instance.objective == "weighted":

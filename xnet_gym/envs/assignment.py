@@ -73,6 +73,9 @@ class AssignmentEnv(gym.Env):
         self._shaped = 0.0
         self._invalid = 0
         self._padding_ok = np.arange(C)[None, :] < episode.n_candidates[:, None]   # (n, C)
+        self._n_layers = n
+        self._layer_frac = episode.layers / max(episode.n_model_layers - 1, 1)
+        self._expert_obs = np.empty(4, dtype=np.float32)
         self._mask = self._padding_ok[0].copy()
 
     def _current_expert(self) -> int:
@@ -95,9 +98,9 @@ class AssignmentEnv(gym.Env):
 
     def _observation(self) -> dict:
         ep = self.episode
-        done = self._li >= ep.n_layers
-        li = ep.n_layers - 1 if done else self._li
-        e = int(ep.order[li, -1]) if done else self._current_expert()
+        done = self._li >= self._n_layers
+        li = self._n_layers - 1 if done else self._li
+        e = int(ep.order[li, -1]) if done else int(ep.order[li, self._j])
         E = self._E
         cn = ep.cost_norm[li]
         rows = ep.set_of_expert[li][e]
@@ -108,10 +111,13 @@ class AssignmentEnv(gym.Env):
             marginal = (np.maximum(cn[:, None], self._set_max[li][rows]) @ (w / w.sum())).astype(np.float32)
         else:
             marginal = cn.copy()
+        x = self._expert_obs
+        x[0] = ep.probabilities[li, e]
+        x[1] = ep.rank_norm[li, e]
+        x[2] = (self._li * E + self._j) / (self._n_layers * E)
+        x[3] = self._layer_frac[li]
         return {
-            "expert": np.array([ep.probabilities[li, e], ep.rank_norm[li, e],
-                                (self._li * E + self._j) / (ep.n_layers * E),
-                                ep.layers[li] / max(ep.n_model_layers - 1, 1)], dtype=np.float32),
+            "expert": x.copy(),
             "candidate_cost": cn.copy(),
             "candidate_seat_rank": ep.seat_rank[li].copy(),
             "candidate_marginal": marginal,
@@ -131,7 +137,7 @@ class AssignmentEnv(gym.Env):
         ep = self.episode
         if ep is None:
             raise XnetError("step() before reset(): call reset() first")
-        if self._li >= ep.n_layers:
+        if self._li >= self._n_layers:
             raise XnetError("step() after the episode ended: call reset()")
         try:
             a = int(action)
@@ -141,7 +147,8 @@ class AssignmentEnv(gym.Env):
         if not ok:
             raise field_error(XnetError, "action", action,
                               f"must be an integer in [0, {self.n_candidates_max - 1}]")
-        li, e = self._li, self._current_expert()
+        li = self._li
+        e = int(ep.order[li, self._j])
         invalid = not self._mask[a]
         if invalid:
             a = int(np.argmin(np.where(self._mask, ep.cost_s[li], np.inf)))
@@ -163,9 +170,9 @@ class AssignmentEnv(gym.Env):
         if self._j == self._E:
             self._li += 1
             self._j = 0
-            if self._li < ep.n_layers:
+            if self._li < self._n_layers:
                 self._mask = self._padding_ok[self._li].copy()
-        terminated = self._li >= ep.n_layers
+        terminated = self._li >= self._n_layers
         info = {"layer": layer, "step_in_layer": self._j, "invalid_action": invalid}
         if terminated:
             placement = Placement(ep.base.gateways, self._experts)

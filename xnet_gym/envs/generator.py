@@ -204,8 +204,9 @@ class PlacementGenerator:
             sets, counts = trace.active_sets(layer)
         T = int(counts.sum())
         slots = base.slots
-        if self.train_slots is not None:
-            slots = np.sort(rng.choice(len(base.slots), self.train_slots, replace=False))
+        if self.train_slots is not None and self.train_slots < len(slots):
+            # A uniform random subset: the smallest train_slots of i.i.d. uniform keys.
+            slots = np.sort(np.argpartition(rng.random(len(slots)), self.train_slots)[: self.train_slots])
         cand, table, t_cand = self._layer_tables(layer)
         n = len(cand)
         slot_cost = table[slots]
@@ -225,7 +226,8 @@ class PlacementGenerator:
             order = rng.permutation(E)
         seat = sort_match(p, cand, cs, base.capacity)
         idx = np.searchsorted(cand, seat)
-        reference = stage_total_s(slot_cost[:, idx], t_cand[idx], seat, sets, counts, p, k, base.objective)
+        reference = stage_total_s(slot_cost[:, idx], t_cand[idx], seat, sets, counts, p, k, base.objective,
+                                  base.capacity)
         experts = self._base_analytic.experts.copy()
         experts[layer] = seat
         member = np.zeros((E, len(sets)), dtype=bool)
@@ -262,12 +264,12 @@ class PlacementGenerator:
         (ModelPlacement) or the placed layer's expert-stage latency (ExpertPlacement)."""
         if episode.whole_model:
             return evaluate(episode.instance, placement).latency_s
-        if episode.slot_cost_s is not None:
+        if episode.slot_cost_s is not None and np.array_equal(placement.gateways, episode.base.gateways):
             layer = int(episode.layers[0])
             sats = placement.experts[layer]
             idx = np.searchsorted(episode.candidates[0, : episode.n_candidates[0]], sats)
             sets, _ = episode.set_members[0]
             return stage_total_s(episode.slot_cost_s[:, idx], episode.candidate_time_s[idx], sats, sets,
                                  episode.set_counts, episode.probabilities[0], episode.top_k,
-                                 self.base.objective)
+                                 self.base.objective, episode.capacity)
         return float(evaluate_stages(episode.instance, placement, episode.layers, split=False).stage_s[0])

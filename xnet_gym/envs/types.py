@@ -12,9 +12,11 @@ from ..instance import Instance
 from ..placement import Placement
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Episode:
-    """Everything fixed for one episode. Arrays are indexed by episode layer i (not model layer).
+    """Everything fixed for one episode (read-only by convention; not frozen, because a frozen
+    dataclass costs several microseconds more per reset). Arrays are indexed by episode layer
+    i (not model layer).
 
     `objective_s(placement)` is what the episode is scored on; `reference_s` is its value for
     the analytic placement, so the return contract is -objective_s / reference_s.
