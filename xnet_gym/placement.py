@@ -23,7 +23,7 @@ class Placement:
         if g.ndim != 1 or e.ndim != 2 or e.shape[0] != g.shape[0]:
             raise field_error(PlacementError, "placement shapes", (g.shape, e.shape),
                               "need gateways (L,) and experts (L, E)")
-        if not (np.issubdtype(g.dtype, np.integer) and np.issubdtype(e.dtype, np.integer)):
+        if g.dtype.kind not in "iu" or e.dtype.kind not in "iu":
             raise field_error(PlacementError, "placement dtype", (str(g.dtype), str(e.dtype)),
                               "satellite indices must be integers")
         object.__setattr__(self, "gateways", g.astype(np.int64))

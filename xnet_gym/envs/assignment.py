@@ -65,11 +65,12 @@ class AssignmentEnv(gym.Env):
         self._j = 0
         self._E = E
         self._capacity = episode.capacity
-        self._occupancy = np.zeros((n, C), dtype=np.float32)   # experts on each candidate
+        self._occupancy = np.zeros((n, C), dtype=np.float32)   # experts on each candidate / capacity
         self._coact = np.zeros((n, E, C), dtype=np.float32)
         self._set_max = [np.zeros(len(w)) for _, w in episode.set_members]
         self._experts = episode.base.experts.copy()
         self._placed = np.zeros((n, E), dtype=bool)
+        self._cand_index = np.zeros((n, E), dtype=np.int64)
         self._shaped = 0.0
         self._invalid = 0
         self._padding_ok = np.arange(C)[None, :] < episode.n_candidates[:, None]   # (n, C)
@@ -77,6 +78,8 @@ class AssignmentEnv(gym.Env):
         self._layer_frac = episode.layers / max(episode.n_model_layers - 1, 1)
         self._expert_obs = np.empty(4, dtype=np.float32)
         self._mask = self._padding_ok[0].copy()
+        self._mask_f = self._mask.astype(np.float32)
+        self._count = np.zeros((n, C), dtype=np.int64)
 
     def _current_expert(self) -> int:
         return int(self.episode.order[self._li, self._j])
@@ -105,10 +108,11 @@ class AssignmentEnv(gym.Env):
         cn = ep.cost_norm[li]
         rows = ep.set_of_expert[li][e]
         w = ep.set_members[li][1][rows]
-        if w.size:
+        sm = self._set_max[li][rows]
+        if sm.any():
             # Expected max(cost here, cost of the co-active experts placed so far) over the
             # tokens that activate e: the max objective's marginal, in cost_norm units.
-            marginal = (np.maximum(cn[:, None], self._set_max[li][rows]) @ (w / w.sum())).astype(np.float32)
+            marginal = (np.maximum(cn[:, None], sm) @ (w / w.sum())).astype(np.float32)
         else:
             marginal = cn.copy()
         x = self._expert_obs
@@ -121,10 +125,10 @@ class AssignmentEnv(gym.Env):
             "candidate_cost": cn.copy(),
             "candidate_seat_rank": ep.seat_rank[li].copy(),
             "candidate_marginal": marginal,
-            "candidate_occupancy": self._occupancy[li] / np.float32(self._capacity),
+            "candidate_occupancy": self._occupancy[li].copy(),
             "candidate_rate": ep.rate_norm[li].copy(),
             "candidate_coactivation": self._coact[li, e].copy(),
-            "action_mask": self._mask.astype(np.float32),
+            "action_mask": self._mask_f.copy(),
         }
 
     # ------------------------------------------------------------------------ gym API
@@ -156,9 +160,12 @@ class AssignmentEnv(gym.Env):
         layer = int(ep.layers[li])
         self._experts[layer, e] = ep.candidates[li, a]
         self._placed[li, e] = True
-        self._occupancy[li, a] += 1
-        if self._occupancy[li, a] >= self._capacity:
+        self._cand_index[li, e] = a
+        count = self._count[li, a] = self._count[li, a] + 1
+        self._occupancy[li, a] = count / self._capacity
+        if count >= self._capacity:
             self._mask[a] = False
+            self._mask_f[a] = 0.0
         self._coact[li, :, a] += ep.coactivation[li, :, e]
         rows = ep.set_of_expert[li][e]
         sm = self._set_max[li]
@@ -172,11 +179,12 @@ class AssignmentEnv(gym.Env):
             self._j = 0
             if self._li < self._n_layers:
                 self._mask = self._padding_ok[self._li].copy()
+                self._mask_f = self._mask.astype(np.float32)
         terminated = self._li >= self._n_layers
         info = {"layer": layer, "step_in_layer": self._j, "invalid_action": invalid}
         if terminated:
             placement = Placement(ep.base.gateways, self._experts)
-            latency = self.generator.objective_s(ep, placement)
+            latency = self.generator.objective_s(ep, placement, self._cand_index)
             reward += self.reward_fn.final(ep, latency, self._shaped)
             info.update(latency_s=latency, analytic_latency_s=ep.reference_s,
                         ratio_to_analytic=latency / ep.reference_s, invalid_actions=self._invalid,

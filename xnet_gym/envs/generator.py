@@ -63,6 +63,9 @@ class PlacementGenerator:
         rate = self.base.rate_flops
         self._rate_norm = (rate / rate.max()).astype(np.float32)
         self._tables: dict[int, tuple] = {}
+        E = self.base.n_experts
+        self._rank_values = (np.arange(E) / E).astype(np.float32)
+        self._seat_values = np.minimum(np.arange(self.n_max) * self.base.capacity / E, 1.0).astype(np.float32)
 
     # --------------------------------------------------------------------------- drawing
     def _trace(self, rng: np.random.Generator, layers: np.ndarray, options: dict) -> ActivationTrace:
@@ -210,14 +213,15 @@ class PlacementGenerator:
         cand, table, t_cand = self._layer_tables(layer)
         n = len(cand)
         slot_cost = table[slots]
-        cs = slot_cost.mean(axis=0) + t_cand
+        # add.reduce / K is exactly what ndarray.mean computes, without its overhead.
+        cs = np.add.reduce(slot_cost, axis=0) / len(slots) + t_cand
         p = np.bincount(sets.ravel(), weights=np.repeat(counts, k), minlength=E) / T
         by_pop = np.lexsort((np.arange(E), -p))
         rank = np.empty((1, E), dtype=np.float32)
-        rank[0, by_pop] = np.arange(E) / E
+        rank[0, by_pop] = self._rank_values
         by_cost = np.lexsort((cand, cs))
         seat_rank = np.ones((1, C), dtype=np.float32)
-        seat_rank[0, by_cost] = np.minimum(np.arange(n) * base.capacity / E, 1.0)
+        seat_rank[0, by_cost] = self._seat_values[:n]
         if self.expert_order == "index":
             order = np.arange(E)
         elif self.expert_order == "frequency":
@@ -232,15 +236,20 @@ class PlacementGenerator:
         experts[layer] = seat
         member = np.zeros((E, len(sets)), dtype=bool)
         member[sets.T, np.arange(len(sets))[None, :]] = True
-        span = cs.max() - cs.min()
-        cost = np.full((1, C), np.inf)
-        cost[0, :n] = cs
-        cost_norm = np.ones((1, C), dtype=np.float32)
-        cost_norm[0, :n] = (cs - cs.min()) / span if span > 0 else 0.0
-        cand_pad = np.full((1, C), -1, dtype=np.int64)
-        cand_pad[0, :n] = cand
-        rate_norm = np.zeros((1, C), dtype=np.float32)
-        rate_norm[0, :n] = self._rate_norm[cand]
+        lo = cs.min()
+        span = cs.max() - lo
+        norm = ((cs - lo) / span if span > 0 else np.zeros(n)).astype(np.float32)
+        if n == C:
+            cost, cost_norm, cand_pad, rate_norm = cs[None], norm[None], cand[None], self._rate_norm[cand][None]
+        else:   # pad to the scenario's largest candidate count
+            cost = np.full((1, C), np.inf)
+            cost[0, :n] = cs
+            cost_norm = np.ones((1, C), dtype=np.float32)
+            cost_norm[0, :n] = norm
+            cand_pad = np.full((1, C), -1, dtype=np.int64)
+            cand_pad[0, :n] = cand
+            rate_norm = np.zeros((1, C), dtype=np.float32)
+            rate_norm[0, :n] = self._rate_norm[cand]
 
         def make_instance():
             tr = trace
@@ -259,15 +268,18 @@ class PlacementGenerator:
                        ((sets, counts / T),), (member,), reference, False, E, k, base.capacity, base.n_layers,
                        slot_cost_s=slot_cost, candidate_time_s=t_cand, set_counts=counts)
 
-    def objective_s(self, episode: Episode, placement: Placement) -> float:
+    def objective_s(self, episode: Episode, placement: Placement, candidate_index=None) -> float:
         """What an episode is scored on, through the one evaluator: the token latency
-        (ModelPlacement) or the placed layer's expert-stage latency (ExpertPlacement)."""
+        (ModelPlacement) or the placed layer's expert-stage latency (ExpertPlacement).
+        `candidate_index` (n_layers, E), when the env knows it, spares a search."""
         if episode.whole_model:
             return evaluate(episode.instance, placement).latency_s
-        if episode.slot_cost_s is not None and np.array_equal(placement.gateways, episode.base.gateways):
+        if episode.slot_cost_s is not None and (
+                candidate_index is not None or np.array_equal(placement.gateways, episode.base.gateways)):
             layer = int(episode.layers[0])
             sats = placement.experts[layer]
-            idx = np.searchsorted(episode.candidates[0, : episode.n_candidates[0]], sats)
+            idx = candidate_index[0] if candidate_index is not None else \
+                np.searchsorted(episode.candidates[0, : episode.n_candidates[0]], sats)
             sets, _ = episode.set_members[0]
             return stage_total_s(episode.slot_cost_s[:, idx], episode.candidate_time_s[idx], sats, sets,
                                  episode.set_counts, episode.probabilities[0], episode.top_k,
