@@ -167,9 +167,8 @@ class AssignmentEnv(gym.Env):
             self._mask[a] = False
             self._mask_f[a] = 0.0
         self._coact[li, :, a] += ep.coactivation[li, :, e]
-        rows = ep.set_of_expert[li][e]
         sm = self._set_max[li]
-        sm[rows] = np.maximum(sm[rows], ep.cost_norm[li, a])
+        np.maximum(sm, ep.cost_norm[li, a], out=sm, where=ep.set_of_expert[li][e])
         shaped = self.reward_fn.step(ep, li, e, a)
         self._shaped += shaped
         reward = shaped - (INVALID_ACTION_PENALTY if invalid else 0.0)
