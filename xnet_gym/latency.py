@@ -35,14 +35,26 @@ def _legs(instance: Instance, gateways: np.ndarray, layers: np.ndarray, sats: np
     return prop, bad_in.astype(np.int8) + bad_out
 
 
+def slot_leg_costs_s(instance: Instance, gateways, layer: int, sats) -> np.ndarray:
+    """(K, n) d(g_l, s) + d(s, g_next) of each satellite in each slot, a missing leg at the
+    outage penalty: the per-slot input of every stage cost (closed form, env tables, MILP)."""
+    sats = np.asarray(sats, dtype=np.int64)
+    prop, bad = _legs(instance, np.asarray(gateways, dtype=np.int64), np.full(len(sats), layer), sats)
+    return prop + bad * instance.outage_penalty_s
+
+
+def mean_stage_cost_s(slot_leg_costs: np.ndarray, expert_time_s: np.ndarray) -> np.ndarray:
+    """(n,) mean over slots of the legs plus one expert's compute (add.reduce / K is exactly
+    what ndarray.mean computes, without its per-call overhead on the env's reset path)."""
+    return np.add.reduce(slot_leg_costs, axis=0) / slot_leg_costs.shape[0] + expert_time_s
+
+
 def expected_stage_cost_s(instance: Instance, gateways, layer: int, sats) -> np.ndarray:
     """(n,) the closed form's per-satellite cost: mean over slots of both legs (outages at
     the penalty) plus one expert's compute time. Under `weighted` a layer's stage latency is
     exactly sum_e (p_e / k) * this cost at s_e."""
     sats = np.asarray(sats, dtype=np.int64)
-    prop, bad = _legs(instance, np.asarray(gateways, dtype=np.int64),
-                      np.full(len(sats), layer), sats)
-    return (prop + bad * instance.outage_penalty_s).mean(axis=0) + instance.expert_time_s[sats]
+    return mean_stage_cost_s(slot_leg_costs_s(instance, gateways, layer, sats), instance.expert_time_s[sats])
 
 
 def stage_total_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.ndarray, sets: np.ndarray,

@@ -14,7 +14,8 @@ from ..activation import ActivationTrace, clustered_trace, coactivation_from_set
 from ..analytic import analytic_placement, sort_match
 from ..errors import ScenarioError, field_error
 from ..instance import Instance, build_instance
-from ..latency import _legs, evaluate, evaluate_stages, expected_stage_cost_s, stage_total_s
+from ..latency import (evaluate, evaluate_stages, expected_stage_cost_s, mean_stage_cost_s, slot_leg_costs_s,
+                       stage_total_s)
 from ..layers import random_subnet_gateways
 from ..placement import Placement
 from .types import Episode
@@ -180,14 +181,14 @@ class PlacementGenerator:
     # ------------------------------------------------------------------ ExpertPlacement
     def _layer_tables(self, layer: int):
         """Candidates of a layer (central gateways) and their per-slot leg costs over every
-        slot of the scenario, from the evaluator's `_legs`: computed once, sliced per episode."""
+        slot of the scenario, from the evaluator's `slot_leg_costs_s`: computed once, sliced
+        per episode."""
         hit = self._tables.get(layer)
         if hit is None:
             base = self.base
             g = base.layout.central_gateways
             cand = base.layout.candidates(layer, g[layer])
-            prop, bad = _legs(base, g, np.full(len(cand), layer), cand)
-            hit = self._tables[layer] = (cand, prop + bad * base.outage_penalty_s, base.expert_time_s[cand])
+            hit = self._tables[layer] = (cand, slot_leg_costs_s(base, g, layer, cand), base.expert_time_s[cand])
         return hit
 
     def _expert_episode(self, rng: np.random.Generator, layer: int) -> Episode:
@@ -213,8 +214,7 @@ class PlacementGenerator:
         cand, table, t_cand = self._layer_tables(layer)
         n = len(cand)
         slot_cost = table[slots]
-        # add.reduce / K is exactly what ndarray.mean computes, without its overhead.
-        cs = np.add.reduce(slot_cost, axis=0) / len(slots) + t_cand
+        cs = mean_stage_cost_s(slot_cost, t_cand)
         p = np.bincount(sets.ravel(), weights=np.repeat(counts, k), minlength=E) / T
         by_pop = np.lexsort((np.arange(E), -p))
         rank = np.empty((1, E), dtype=np.float32)

@@ -45,7 +45,7 @@ class Episode:
     capacity: int
     n_model_layers: int
     # ExpertPlacement with fixed gateways scores from per-slot leg costs precomputed for the
-    # layer's candidates (the same numbers the evaluator's _legs gives), (K, n_candidates):
+    # layer's candidates (the evaluator's slot_leg_costs_s), (K, n_candidates):
     slot_cost_s: np.ndarray | None = None
     candidate_time_s: np.ndarray | None = None
     set_counts: np.ndarray | None = None
