@@ -115,14 +115,24 @@ class ActivationTrace:
         return ActivationTrace(self.experts[idx], self.n_experts, w, self.source, check=False)
 
 
-def coactivation_from_sets(sets: np.ndarray, counts: np.ndarray, n_experts: int) -> np.ndarray:
-    """(E, E) P(f active | e active) from distinct active sets and their token counts."""
-    onehot = np.zeros((len(sets), n_experts))
-    onehot[np.arange(len(sets))[:, None], sets] = 1.0
-    joint = (onehot * counts[:, None]).T @ onehot
-    count = np.diag(joint).copy()
-    np.fill_diagonal(joint, 0.0)
-    return joint / np.maximum(count, 1.0)[:, None]
+def set_indicator(sets: np.ndarray, n_experts: int) -> np.ndarray:
+    """(..., m, E) 1.0 where expert e is in active set j, from sets (..., m, k)."""
+    onehot = np.zeros((*sets.shape[:-1], n_experts))
+    np.put_along_axis(onehot, sets, 1.0, axis=-1)
+    return onehot
+
+
+def coactivation_from_sets(sets: np.ndarray, counts: np.ndarray, n_experts: int,
+                           indicator: np.ndarray | None = None) -> np.ndarray:
+    """(..., E, E) P(f active | e active) from distinct active sets (..., m, k) and their token
+    counts (..., m); leading axes are a batch of layers. `indicator`: `set_indicator(sets)`,
+    if the caller has it already."""
+    onehot = set_indicator(sets, n_experts) if indicator is None else indicator
+    joint = np.swapaxes(onehot * counts[..., None], -1, -2) @ onehot
+    diag = np.arange(n_experts)
+    count = joint[..., diag, diag].copy()
+    joint[..., diag, diag] = 0.0
+    return joint / np.maximum(count, 1.0)[..., None]
 
 
 def _unique_rows(rows: np.ndarray, n_values: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,19 +162,25 @@ def _plackett_luce_sets(E: int, alpha: float, top_k: int):
     return sets, prob / prob.sum()
 
 
-def zipf_layer_sets(experts: int, top_k: int, tokens: int, alpha: float, rng: np.random.Generator):
+def zipf_layer_sets(experts: int, top_k: int, tokens: int, alpha: float, rng: np.random.Generator,
+                    size: int | None = None):
     """One layer's zipf profile as (distinct sets, counts), drawn exactly from the
     Plackett-Luce set distribution with one multinomial: O(sets) instead of O(tokens x experts).
+    With `size`, that many independent profiles at once, as (size, m, k) sets and (size, m)
+    counts over every possible set (zero counts kept, so the arrays are rectangular).
     Returns None when the set space is too large to enumerate (the caller uses Gumbel top-k)."""
     table = _plackett_luce_sets(experts, float(alpha), top_k)
     if table is None:
         return None
     rank_sets, prob = table
-    perm = rng.permutation(experts)            # perm[r]: the expert with popularity rank r
-    counts = rng.multinomial(tokens, prob)
-    keep = counts > 0
-    sets = np.sort(perm[rank_sets[keep]], axis=1)
-    return sets, counts[keep]
+    if size is None:
+        perm = rng.permutation(experts)        # perm[r]: the expert with popularity rank r
+        counts = rng.multinomial(tokens, prob)
+        keep = counts > 0
+        return np.sort(perm[rank_sets[keep]], axis=1), counts[keep]
+    perm = rng.permuted(np.broadcast_to(np.arange(experts), (size, experts)), axis=1)
+    counts = rng.multinomial(tokens, prob, size=size)
+    return np.sort(perm[np.arange(size)[:, None, None], rank_sets[None]], axis=-1), counts
 
 
 def _gumbel_top_k(logits: np.ndarray, top_k: int, tokens: int, rng: np.random.Generator) -> np.ndarray:

@@ -16,16 +16,25 @@ from .latency import expected_stage_cost_s
 from .placement import Placement
 
 
+def sort_match_index(probabilities: np.ndarray, costs_s: np.ndarray, capacity: int = 1,
+                     tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """(..., E) candidate index per expert: the most active expert gets the cheapest seat.
+    Ties: lower expert id first; cheaper-equal candidates by `tiebreak` (default: index).
+    Leading axes are a batch of independent layers."""
+    E, n = probabilities.shape[-1], costs_s.shape[-1]
+    expert_order = np.lexsort((np.broadcast_to(np.arange(E), probabilities.shape), -probabilities), axis=-1)
+    tie = np.arange(n) if tiebreak is None else tiebreak
+    seat_order = np.lexsort((np.broadcast_to(tie, costs_s.shape), costs_s), axis=-1)
+    seats = np.repeat(seat_order, capacity, axis=-1)[..., :E]
+    out = np.empty(probabilities.shape, dtype=np.int64)
+    np.put_along_axis(out, expert_order, seats, axis=-1)
+    return out
+
+
 def sort_match(probabilities: np.ndarray, candidates: np.ndarray, costs_s: np.ndarray,
                capacity: int = 1) -> np.ndarray:
     """(E,) satellite per expert: the most active expert gets the cheapest seat."""
-    E = len(probabilities)
-    expert_order = np.lexsort((np.arange(E), -probabilities))
-    seat_order = np.lexsort((candidates, costs_s))
-    seats = np.repeat(candidates[seat_order], capacity)[:E]
-    out = np.empty(E, dtype=np.int64)
-    out[expert_order] = seats
-    return out
+    return candidates[sort_match_index(probabilities, costs_s, capacity, tiebreak=candidates)]
 
 
 def layer_costs(instance: Instance, gateways: np.ndarray, layer: int) -> tuple[np.ndarray, np.ndarray]:

@@ -67,7 +67,7 @@ class AssignmentEnv(gym.Env):
         self._capacity = episode.capacity
         self._occupancy = np.zeros((n, C), dtype=np.float32)   # experts on each candidate / capacity
         self._coact = np.zeros((n, E, C), dtype=np.float32)
-        self._set_max = [np.zeros(len(w)) for _, w in episode.set_members]
+        self._set_max = [np.zeros(m.shape[1], dtype=np.float32) for m, _ in episode.marginal_tables]
         self._experts = episode.base.experts.copy()
         self._placed = np.zeros((n, E), dtype=bool)
         self._cand_index = np.zeros((n, E), dtype=np.int64)
@@ -106,15 +106,10 @@ class AssignmentEnv(gym.Env):
         e = int(ep.order[li, -1]) if done else int(ep.order[li, self._j])
         E = self._E
         cn = ep.cost_norm[li]
-        rows = ep.set_of_expert[li][e]
-        w = ep.set_members[li][1][rows]
-        sm = self._set_max[li][rows]
-        if sm.any():
-            # Expected max(cost here, cost of the co-active experts placed so far) over the
-            # tokens that activate e: the max objective's marginal, in cost_norm units.
-            marginal = (np.maximum(cn[:, None], sm) @ (w / w.sum())).astype(np.float32)
-        else:
-            marginal = cn.copy()
+        # Expected max(cost here, worst cost among the co-active experts placed so far) over
+        # the tokens that activate e: the max objective's marginal, in cost_norm units.
+        marginal = np.maximum(cn[:, None], self._set_max[li]) @ ep.marginal_tables[li][1][e]
+        np.minimum(marginal, 1.0, out=marginal)     # float32 weights sum to 1 only within rounding
         x = self._expert_obs
         x[0] = ep.probabilities[li, e]
         x[1] = ep.rank_norm[li, e]
@@ -168,7 +163,7 @@ class AssignmentEnv(gym.Env):
             self._mask_f[a] = 0.0
         self._coact[li, :, a] += ep.coactivation[li, :, e]
         sm = self._set_max[li]
-        np.maximum(sm, ep.cost_norm[li, a], out=sm, where=ep.set_of_expert[li][e])
+        np.maximum(sm, ep.marginal_tables[li][0][e] * ep.cost_norm[li, a], out=sm)   # costs are >= 0
         shaped = self.reward_fn.step(ep, li, e, a)
         self._shaped += shaped
         reward = shaped - (INVALID_ACTION_PENALTY if invalid else 0.0)

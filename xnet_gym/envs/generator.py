@@ -8,14 +8,29 @@ time slots used for training. The scenario's topology is built once, from the sc
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from ..activation import ActivationTrace, clustered_trace, coactivation_from_sets, zipf_layer_sets, zipf_trace
-from ..analytic import analytic_placement, sort_match
+from ..activation import (
+    ActivationTrace,
+    clustered_trace,
+    coactivation_from_sets,
+    set_indicator,
+    zipf_layer_sets,
+    zipf_trace,
+)
+from ..analytic import analytic_placement, sort_match, sort_match_index
 from ..errors import ScenarioError, field_error
 from ..instance import Instance, build_instance
-from ..latency import (evaluate, evaluate_stages, expected_stage_cost_s, mean_stage_cost_s, slot_leg_costs_s,
-                       stage_total_s)
+from ..latency import (
+    evaluate,
+    evaluate_stages,
+    expected_stage_cost_s,
+    mean_stage_cost_s,
+    slot_leg_costs_s,
+    stage_total_s,
+)
 from ..layers import random_subnet_gateways
 from ..placement import Placement
 from .types import Episode
@@ -34,11 +49,25 @@ def _int_kwarg(name, value, low, high=None, allow_none=True):
     return int(value)
 
 
+def marginal_tables(indicator: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tables behind the `candidate_marginal` observation, from `set_indicator` (..., m, E) and
+    token counts (..., m): float32 (..., E, m + 1) membership of expert e in set j, and
+    P(set j | e active). Column m is a virtual set that nothing is placed in: it carries all
+    the weight of an expert no token activates, so that expert's marginal is its own cost."""
+    member = np.swapaxes(indicator, -1, -2)                                   # (..., E, m)
+    joint = member * counts[..., None, :]
+    total = joint.sum(axis=-1, keepdims=True)
+    shape = (*member.shape[:-1], 1)
+    given = np.concatenate([joint / np.where(total > 0, total, 1.0), (total == 0).astype(float)], axis=-1)
+    return (np.concatenate([member, np.zeros(shape)], axis=-1).astype(np.float32), given.astype(np.float32))
+
+
 class PlacementGenerator:
     def __init__(self, scenario="paper", *, whole_model: bool, layer: int | None = None,
                  randomize_activation: bool = True, train_slots: int | None = None,
                  tokens: int | None = None, expert_order: str = "index", objective: str | None = None,
-                 route: str | None = None, layer_strategy: str = "central", slots: int | None = None):
+                 route: str | None = None, layer_strategy: str = "central", slots: int | None = None,
+                 block_size: int = 64):
         if expert_order not in EXPERT_ORDERS:
             raise field_error(ScenarioError, "expert_order", expert_order, f"allowed: {', '.join(EXPERT_ORDERS)}")
         if layer_strategy not in LAYER_STRATEGIES:
@@ -63,7 +92,9 @@ class PlacementGenerator:
         self._base_analytic = analytic_placement(self.base)
         rate = self.base.rate_flops
         self._rate_norm = (rate / rate.max()).astype(np.float32)
-        self._tables: dict[int, tuple] = {}
+        self._stack = None
+        self.block_size = block_size
+        self._block_rng, self._block_pos, self._block_len, self._block_data = None, 0, 0, None
         E = self.base.n_experts
         self._rank_values = (np.arange(E) / E).astype(np.float32)
         self._seat_values = np.minimum(np.arange(self.n_max) * self.base.capacity / E, 1.0).astype(np.float32)
@@ -112,18 +143,22 @@ class PlacementGenerator:
         if self.whole_model:
             layers = np.arange(L)
         else:
-            layer = options.get("layer", self.layer)
-            layer = int(rng.integers(L)) if layer is None else _int_kwarg("options['layer']", layer, 0, L - 1)
-            layers = np.array([layer])
+            pinned = options.get("layer")
+            if pinned is not None:
+                pinned = _int_kwarg("options['layer']", pinned, 0, L - 1)
+            elif self.layer_strategy == "central" and "trace" not in options:
+                return self._next_expert_episode(rng, None)
+            layer = self.layer if pinned is None else pinned
+            layers = np.array([int(rng.integers(L)) if layer is None else layer])
         if self.layer_strategy == "central":
             if not self.whole_model and "trace" not in options:
-                return self._expert_episode(rng, int(layers[0]))
+                return self._next_expert_episode(rng, None if pinned is None else int(layers[0]))
             gateways = base.layout.central_gateways
         else:
             gateways = random_subnet_gateways(base.layout, rng)
         inst = base.with_trace(self._trace(rng, layers, options))
         if self.train_slots is not None:
-            inst = inst.with_slots(np.sort(rng.choice(len(base.slots), self.train_slots, replace=False)))
+            inst = inst.with_slots(base.slots[np.sort(rng.choice(len(base.slots), self.train_slots, replace=False))])
         n, C = len(layers), self.n_max
         cand = np.full((n, C), -1, dtype=np.int64)
         n_cand = np.empty(n, dtype=np.int64)
@@ -166,9 +201,7 @@ class PlacementGenerator:
             analytic_idx[i] = np.searchsorted(c, seat)
             s, counts = inst.trace.active_sets(layer)
             sets.append((s, counts / inst.trace.n_tokens))
-            member = np.zeros((E, len(s)), dtype=bool)
-            member[s.T, np.arange(len(s))[None, :]] = True
-            membership.append(member)
+            membership.append(marginal_tables(set_indicator(s, E), counts))
         analytic = Placement(gateways, experts)
         if self.whole_model:
             reference = evaluate(inst, analytic).latency_s
@@ -179,94 +212,141 @@ class PlacementGenerator:
                        float(reference), self.whole_model, E, inst.trace.top_k, inst.capacity, L)
 
     # ------------------------------------------------------------------ ExpertPlacement
-    def _layer_tables(self, layer: int):
-        """Candidates of a layer (central gateways) and their per-slot leg costs over every
-        slot of the scenario, from the evaluator's `slot_leg_costs_s`: computed once, sliced
-        per episode."""
-        hit = self._tables.get(layer)
-        if hit is None:
+    def _stacked_tables(self):
+        """Every layer's candidates (central gateways), their per-slot leg costs over every slot
+        of the scenario (the evaluator's `slot_leg_costs_s`), compute times and normalised
+        rates, padded to the largest candidate count: computed once, gathered per block."""
+        if self._stack is None:
             base = self.base
+            L, S, C = base.n_layers, len(base.slots), self.n_max
             g = base.layout.central_gateways
-            cand = base.layout.candidates(layer, g[layer])
-            hit = self._tables[layer] = (cand, slot_leg_costs_s(base, g, layer, cand), base.expert_time_s[cand])
-        return hit
+            cand = np.full((L, C), -1, dtype=np.int64)
+            legs = np.zeros((L, S, C))
+            t = np.zeros((L, C))
+            rate = np.zeros((L, C), dtype=np.float32)
+            n = np.empty(L, dtype=np.int64)
+            for layer in range(L):
+                c = base.layout.candidates(layer, g[layer])
+                m = n[layer] = len(c)
+                cand[layer, :m] = c
+                legs[layer, :, :m] = slot_leg_costs_s(base, g, layer, c)
+                t[layer, :m] = base.expert_time_s[c]
+                rate[layer, :m] = self._rate_norm[c]
+            self._stack = (cand, legs, t, rate, n)
+        return self._stack
 
-    def _expert_episode(self, rng: np.random.Generator, layer: int) -> Episode:
-        """ExpertPlacement with the paper's fixed gateways: everything from the layer's tables
-        and the profile's distinct active sets; the episode's Instance is built only if asked."""
-        base = self.base
-        E, k, C = base.n_experts, base.trace.top_k, self.n_max
-        a = base.scenario.activation
-        drawn = None
-        if a.source == "zipf" and self.randomize_activation:
-            drawn = zipf_layer_sets(E, k, self.tokens or a.tokens, a.alpha, rng)
-        if drawn is not None:
-            sets, counts = drawn
-            trace = None
+    def _next_expert_episode(self, rng: np.random.Generator, layer: int | None) -> Episode:
+        """ExpertPlacement with the paper's fixed gateways. Synthetic zipf profiles are drawn
+        `block_size` episodes at a time from `rng` and handed out one per reset; a block is
+        dropped when the env's generator changes (a seeded reset makes a new one), so the same
+        seed still gives the same episodes. A pinned layer or a trace source draws one episode."""
+        a = self.base.scenario.activation
+        blockable = a.source == "zipf" and self.randomize_activation and layer is None
+        if blockable and self._block_rng is rng and self._block_pos < self._block_len:
+            self._block_pos += 1
+            return self._block(self._block_pos - 1)
+        B = self.block_size if blockable else 1
+        L, E, k = self.base.n_layers, self.base.n_experts, self.base.trace.top_k
+        if layer is None:
+            layers = np.full(B, self.layer) if self.layer is not None else rng.integers(L, size=B)
         else:
-            trace = self._trace(rng, np.array([layer]), {})
-            sets, counts = trace.active_sets(layer)
-        T = int(counts.sum())
-        slots = base.slots
-        if self.train_slots is not None and self.train_slots < len(slots):
-            # A uniform random subset: the smallest train_slots of i.i.d. uniform keys.
-            slots = np.sort(np.argpartition(rng.random(len(slots)), self.train_slots)[: self.train_slots])
-        cand, table, t_cand = self._layer_tables(layer)
-        n = len(cand)
-        slot_cost = table[slots]
-        cs = mean_stage_cost_s(slot_cost, t_cand)
-        p = np.bincount(sets.ravel(), weights=np.repeat(counts, k), minlength=E) / T
-        by_pop = np.lexsort((np.arange(E), -p))
-        rank = np.empty((1, E), dtype=np.float32)
-        rank[0, by_pop] = self._rank_values
-        by_cost = np.lexsort((cand, cs))
-        seat_rank = np.ones((1, C), dtype=np.float32)
-        seat_rank[0, by_cost] = self._seat_values[:n]
+            layers = np.array([layer])
+        drawn, trace = None, None
+        if a.source == "zipf" and self.randomize_activation:
+            drawn = zipf_layer_sets(E, k, self.tokens or a.tokens, a.alpha, rng, size=B)
+        if drawn is None:
+            trace = self._trace(rng, layers, {})
+            sets, counts = trace.active_sets(int(layers[0]))
+            drawn = sets[None], counts[None]
+        self._draw_block(rng, layers, *drawn, trace)
+        if blockable:
+            self._block_rng, self._block_pos = rng, 1
+        else:
+            self._block_rng = None    # the block is spent: the next reset draws again
+        return self._block(0)
+
+    def _draw_block(self, rng, layers, sets, counts, trace) -> None:
+        """Everything fixed for B episodes (layer b, sets (B, m, k), counts (B, m)) in
+        vectorised calls: slot subsets, stage costs, the closed form, its reference latency
+        through the evaluator, observation tables and co-activation."""
+        base = self.base
+        E, k = base.n_experts, base.trace.top_k
+        B = len(layers)
+        cand_all, legs_all, t_all, rate_all, n_all = self._stacked_tables()
+        S = legs_all.shape[1]
+        K = self.train_slots if self.train_slots is not None else S
+        if K < S:
+            # A uniform random subset per episode: the K smallest of S i.i.d. uniform keys.
+            slots = np.sort(np.argpartition(rng.random((B, S)), K, axis=1)[:, :K], axis=1)
+            slot_cost = legs_all[layers[:, None], slots]                       # (B, K, C)
+        else:
+            slots = np.broadcast_to(np.arange(S), (B, S))
+            slot_cost = legs_all[layers]
+        cand, t_cand = cand_all[layers], t_all[layers]
+        real = cand >= 0
+        cs = np.where(real, mean_stage_cost_s(slot_cost, t_cand), np.inf)
+        tokens = counts.sum(axis=1)
+        onehot = set_indicator(sets, E)                                        # (B, m, E)
+        p = (onehot * counts[:, :, None]).sum(axis=1) / tokens[:, None]        # exact: count / T
+        by_pop = np.argsort(-p, axis=1, kind="stable")                         # ties: lower id first
+        rank = np.empty((B, E), dtype=np.float32)
+        np.put_along_axis(rank, by_pop, self._rank_values[None], axis=1)
+        by_cost = np.lexsort((cand, cs), axis=-1)
+        # Sort-match gives the r-th seat in cost order to the expert of popularity rank r,
+        # so the same scale on both sides makes the closed form learnable as a match.
+        seat_rank = np.empty(cs.shape, dtype=np.float32)
+        np.put_along_axis(seat_rank, by_cost, self._seat_values[None], axis=1)
         if self.expert_order == "index":
-            order = np.arange(E)
+            order = np.broadcast_to(np.arange(E), (B, E))
         elif self.expert_order == "frequency":
             order = by_pop
         else:
-            order = rng.permutation(E)
-        seat = sort_match(p, cand, cs, base.capacity)
-        idx = np.searchsorted(cand, seat)
-        reference = stage_total_s(slot_cost[:, idx], t_cand[idx], seat, sets, counts, p, k, base.objective,
-                                  base.capacity)
-        experts = self._base_analytic.experts.copy()
-        experts[layer] = seat
-        member = np.zeros((E, len(sets)), dtype=bool)
-        member[sets.T, np.arange(len(sets))[None, :]] = True
-        lo = cs.min()
-        span = cs.max() - lo
-        norm = ((cs - lo) / span if span > 0 else np.zeros(n)).astype(np.float32)
-        if n == C:
-            cost, cost_norm, cand_pad, rate_norm = cs[None], norm[None], cand[None], self._rate_norm[cand][None]
-        else:   # pad to the scenario's largest candidate count
-            cost = np.full((1, C), np.inf)
-            cost[0, :n] = cs
-            cost_norm = np.ones((1, C), dtype=np.float32)
-            cost_norm[0, :n] = norm
-            cand_pad = np.full((1, C), -1, dtype=np.int64)
-            cand_pad[0, :n] = cand
-            rate_norm = np.zeros((1, C), dtype=np.float32)
-            rate_norm[0, :n] = self._rate_norm[cand]
+            order = rng.permuted(np.broadcast_to(np.arange(E), (B, E)), axis=1)
+        idx = sort_match_index(p, cs, base.capacity, tiebreak=cand)
+        seat = np.take_along_axis(cand, idx, axis=1)
+        reference = stage_total_s(np.take_along_axis(slot_cost, idx[:, None, :], axis=2),
+                                  np.take_along_axis(t_cand, idx, axis=1), seat, sets, counts, p, k,
+                                  base.objective, base.capacity)
+        lo = cs.min(axis=1, keepdims=True)
+        span = np.where(real, cs, -np.inf).max(axis=1, keepdims=True) - lo
+        cost_norm = np.where(real, (cs - lo) / np.where(span > 0, span, 1.0), 1.0).astype(np.float32)
+        analytic = np.repeat(self._base_analytic.experts[None], B, axis=0)
+        analytic[np.arange(B), layers] = seat
+        self._block_len = B
+        self._block_data = (layers[:, None], analytic, cand, n_all[layers][:, None], cs, cost_norm,
+                            rate_all[layers], p, rank, seat_rank, order, idx, slot_cost, t_cand, sets, counts,
+                            counts / tokens[:, None], *marginal_tables(onehot, counts),
+                            coactivation_from_sets(sets, counts, E, onehot).astype(np.float32), reference, slots,
+                            trace)
 
-        def make_instance():
-            tr = trace
-            if tr is None:
-                tokens = np.repeat(sets, counts, axis=0)
-                experts_all = base.trace.experts.astype(tokens.dtype) if T == base.trace.n_tokens else \
-                    np.resize(base.trace.experts, (base.n_layers, T, k)).astype(tokens.dtype)
-                experts_all[layer] = tokens
-                tr = ActivationTrace(experts_all, E, source=base.trace.source, check=False)
-                tr._sets[layer] = (sets, counts)
-            return base.with_trace(tr).with_slots(slots)
+    def _block(self, i: int) -> Episode:
+        (layers, analytic, cand, n_cand, cs, cost_norm, rate, p, rank, seat_rank, order, idx, slot_cost, t_cand,
+         sets, counts, weights, member, given, coact, reference, slots, trace) = self._block_data
+        base = self.base
+        j = slice(i, i + 1)
+        make = functools.partial(self._expert_instance, int(layers[i, 0]), sets[i], counts[i], slots[i], trace)
+        return Episode(make, layers[i], Placement(base.layout.central_gateways, analytic[i]), cand[j], n_cand[i],
+                       cs[j], cost_norm[j], rate[j], p[j], rank[j], seat_rank[j], order[j], coact[j], idx[j],
+                       ((sets[i], weights[i]),), ((member[i], given[i]),), float(reference[i]), False, base.n_experts,
+                       base.trace.top_k, base.capacity, base.n_layers,
+                       slot_cost_s=slot_cost[i], candidate_time_s=t_cand[i], set_counts=counts[i])
 
-        return Episode(make_instance, np.array([layer]), Placement(base.layout.central_gateways, experts),
-                       cand_pad, np.array([n]), cost, cost_norm, rate_norm, p[None, :], rank, seat_rank,
-                       order[None, :], coactivation_from_sets(sets, counts, E)[None].astype(np.float32), idx[None, :],
-                       ((sets, counts / T),), (member,), reference, False, E, k, base.capacity, base.n_layers,
-                       slot_cost_s=slot_cost, candidate_time_s=t_cand, set_counts=counts)
+    def _expert_instance(self, layer, sets, counts, slots, trace) -> Instance:
+        """The Instance an ExpertPlacement episode stands for: its slots, and its trace (a
+        drawn profile goes into the scenario's trace at `layer`, tokens grouped by set)."""
+        base = self.base
+        if trace is None:
+            E, k = base.n_experts, base.trace.top_k
+            keep = counts > 0
+            sets, counts = sets[keep], counts[keep]
+            tokens = np.repeat(sets, counts, axis=0)
+            T = len(tokens)
+            experts = base.trace.experts.astype(tokens.dtype) if T == base.trace.n_tokens else \
+                np.resize(base.trace.experts, (base.n_layers, T, k)).astype(tokens.dtype)
+            experts[layer] = tokens
+            trace = ActivationTrace(experts, E, source=base.trace.source, check=False)
+            trace._sets[layer] = (sets, counts)
+        return base.with_trace(trace).with_slots(base.slots[slots])
 
     def objective_s(self, episode: Episode, placement: Placement, candidate_index=None) -> float:
         """What an episode is scored on, through the one evaluator: the token latency

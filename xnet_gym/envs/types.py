@@ -36,8 +36,8 @@ class Episode:
     order: np.ndarray             # (n, E) experts in the order they are placed
     coactivation: np.ndarray      # (n, E, E) P(f active | e active)
     analytic_index: np.ndarray    # (n, E) candidate index of each expert under sort-match
-    set_members: tuple            # per layer: (sets (m, k) expert ids, weights (m,)) active sets
-    set_of_expert: tuple          # per layer: (E, m) bool, expert e is in active set j
+    set_members: tuple            # per layer: (sets (m, k) expert ids, weights (m,)) active sets (a weight may be 0)
+    marginal_tables: tuple        # per layer: float32 (E, m + 1) membership, P(set | expert); see marginal_tables
     reference_s: float            # objective of the analytic placement
     whole_model: bool             # True: objective is token latency; False: the layer's stage
     n_experts: int
