@@ -57,6 +57,9 @@ class ExpertPlacementEnv(AssignmentEnv):
     fresh activation profile (synthetic sources, `randomize_activation=True`) or a token window
     (trace sources), the gateways (`layer_strategy="random-gateway"`) and `train_slots` of the
     scenario's time slots. `reset(options={"layer": l, "trace": ActivationTrace})` pins them.
+    With the paper's gateways and a synthetic source, episodes are drawn 64 at a time (one
+    vectorised draw each) and handed out one per reset; a seeded `reset` starts a new block,
+    so the same seed gives the same episode sequence.
 
     ## Episode End
 

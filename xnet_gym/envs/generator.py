@@ -4,6 +4,12 @@
 (ExpertPlacement, unless fixed), the gateways (with `layer_strategy="random-gateway"`), a fresh
 activation profile (synthetic sources) or a token window (trace sources), and the subset of
 time slots used for training. The scenario's topology is built once, from the scenario seed.
+
+ExpertPlacement with fixed (central) gateways and a synthetic zipf source draws its episodes
+`block_size` at a time, with one vectorised call per quantity, and hands them out one per
+reset: per-episode Python work is what an 8-step episode cannot afford. Same seed, same
+episodes: a block belongs to one `np.random.Generator` object, and a seeded `reset` makes a
+new one, which drops the block. `block_size=1` draws every episode on its own.
 """
 
 from __future__ import annotations
@@ -93,7 +99,7 @@ class PlacementGenerator:
         rate = self.base.rate_flops
         self._rate_norm = (rate / rate.max()).astype(np.float32)
         self._stack = None
-        self.block_size = block_size
+        self.block_size = _int_kwarg("block_size", block_size, 1, allow_none=False)
         self._block_rng, self._block_pos, self._block_len, self._block_data = None, 0, 0, None
         E = self.base.n_experts
         self._rank_values = (np.arange(E) / E).astype(np.float32)
@@ -245,7 +251,10 @@ class PlacementGenerator:
         if blockable and self._block_rng is rng and self._block_pos < self._block_len:
             self._block_pos += 1
             return self._block(self._block_pos - 1)
-        B = self.block_size if blockable else 1
+        # Cap a block's slot-cost gather at ~32 MB for scenarios with many slots and candidates.
+        S, C = len(self.base.slots), self.n_max
+        K = min(self.train_slots or S, S)
+        B = max(1, min(self.block_size, (1 << 22) // (K * C))) if blockable else 1
         L, E, k = self.base.n_layers, self.base.n_experts, self.base.trace.top_k
         if layer is None:
             layers = np.full(B, self.layer) if self.layer is not None else rng.integers(L, size=B)
