@@ -274,3 +274,20 @@ def test_episode_scoring_equals_the_evaluator(objective, scenario):
         ref = evaluate_stages(ep.instance, ep.base, [layer]).stage_s[0]
         assert infos[-1]["analytic_latency_s"] == pytest.approx(ref, rel=1e-12)
         assert len(ep.instance.slots) == 5
+
+
+def test_zipf_with_too_many_sets_to_enumerate(tmp_path):
+    """16 experts, top-6: the exact set sampler gives way to Gumbel top-k, one episode per draw."""
+    from xnet_gym.scenario import PRESET_DIR
+
+    text = (PRESET_DIR / "tiny.toml").read_text()
+    text = text.replace('preset = "tiny"', 'preset = "tiny"\nexperts = 16\ntop_k = 6')
+    path = tmp_path / "wide.toml"
+    path.write_text(text + "\n[placement]\nexperts_per_satellite = 4\n")
+    env = gym.make(EXPERT, scenario=str(path))
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    for i in range(3):
+        total, steps, infos = play(env, analytic, seed=7 if i == 0 else None)
+        assert steps == 16
+        assert infos[-1]["ratio_to_analytic"] == 1.0
+        assert env.unwrapped.episode.set_members[0][0].shape[1] == 6

@@ -263,7 +263,8 @@ class PlacementGenerator:
         drawn, trace = None, None
         if a.source == "zipf" and self.randomize_activation:
             drawn = zipf_layer_sets(E, k, self.tokens or a.tokens, a.alpha, rng, size=B)
-        if drawn is None:
+        if drawn is None:          # a trace source, or too many top-k sets to enumerate
+            blockable, layers = False, layers[:1]
             trace = self._trace(rng, layers, {})
             sets, counts = trace.active_sets(int(layers[0]))
             drawn = sets[None], counts[None]
