@@ -291,3 +291,35 @@ def test_zipf_with_too_many_sets_to_enumerate(tmp_path):
         assert steps == 16
         assert infos[-1]["ratio_to_analytic"] == 1.0
         assert env.unwrapped.episode.set_members[0][0].shape[1] == 6
+
+
+@pytest.mark.parametrize("scenario,kwargs", [
+    ("paper", {"train_slots": 4}),
+    ("deepseek-esft-packed", {"train_slots": 3, "slots": 6, "tokens": 300}),
+])
+def test_marginal_observation_matches_its_definition(scenario, kwargs):
+    """candidate_marginal[c] = E[max(cost_norm[c], worst cost_norm of the co-active experts
+    already placed) | the current expert is active], read literally from the active sets."""
+    env = gym.make(EXPERT, scenario=scenario, **kwargs)
+    rng = np.random.default_rng(4)
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        ep = env.unwrapped.episode
+        sets, weights = ep.set_members[0]
+        cn = ep.cost_norm[0].astype(float)
+        placed = {}                                   # expert -> candidate index
+        for j in range(ep.n_experts):
+            e = int(ep.order[0, j])
+            rows = [r for r in range(len(sets)) if e in sets[r] and weights[r] > 0]
+            if rows:
+                want = np.zeros_like(cn)
+                for r in rows:
+                    worst = max([cn[placed[f]] for f in sets[r] if f in placed], default=0.0)
+                    want += weights[r] * np.maximum(cn, worst)
+                want /= sum(weights[r] for r in rows)
+            else:
+                want = cn
+            np.testing.assert_allclose(obs["candidate_marginal"], np.minimum(want, 1.0), rtol=2e-6, atol=2e-7)
+            a = int(rng.choice(np.flatnonzero(obs["action_mask"])))
+            placed[e] = a
+            obs, *_ = env.step(a)

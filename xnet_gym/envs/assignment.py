@@ -67,7 +67,7 @@ class AssignmentEnv(gym.Env):
         self._capacity = episode.capacity
         self._occupancy = np.zeros((n, C), dtype=np.float32)   # experts on each candidate / capacity
         self._coact = np.zeros((n, E, C), dtype=np.float32)
-        self._set_max = [np.zeros(m.shape[1], dtype=np.float32) for m, _ in episode.marginal_tables]
+        self._set_max = [np.zeros(len(w), dtype=np.float32) for _, w in episode.set_members]
         self._experts = episode.base.experts.copy()
         self._placed = np.zeros((n, E), dtype=bool)
         self._cand_index = np.zeros((n, E), dtype=np.int64)
@@ -108,8 +108,13 @@ class AssignmentEnv(gym.Env):
         cn = ep.cost_norm[li]
         # Expected max(cost here, worst cost among the co-active experts placed so far) over
         # the tokens that activate e: the max objective's marginal, in cost_norm units.
-        marginal = np.maximum(cn[:, None], self._set_max[li]) @ ep.marginal_tables[li][1][e]
-        np.minimum(marginal, 1.0, out=marginal)     # float32 weights sum to 1 only within rounding
+        offsets, set_index, weight = ep.marginal_tables[li]
+        lo, hi = offsets[e], offsets[e + 1]
+        if lo == hi:                                # no token activates e
+            marginal = cn.copy()
+        else:
+            marginal = np.maximum(cn[:, None], self._set_max[li][set_index[lo:hi]]) @ weight[lo:hi]
+            np.minimum(marginal, 1.0, out=marginal)  # float32 weights sum to 1 only within rounding
         x = self._expert_obs
         x[0] = ep.probabilities[li, e]
         x[1] = ep.rank_norm[li, e]
@@ -163,7 +168,9 @@ class AssignmentEnv(gym.Env):
             self._mask_f[a] = 0.0
         self._coact[li, :, a] += ep.coactivation[li, :, e]
         sm = self._set_max[li]
-        np.maximum(sm, ep.marginal_tables[li][0][e] * ep.cost_norm[li, a], out=sm)   # costs are >= 0
+        offsets, set_index, _ = ep.marginal_tables[li]
+        sets_e = set_index[offsets[e]: offsets[e + 1]]
+        sm[sets_e] = np.maximum(sm[sets_e], ep.cost_norm[li, a])
         shaped = self.reward_fn.step(ep, li, e, a)
         self._shaped += shaped
         reward = shaped - (INVALID_ACTION_PENALTY if invalid else 0.0)

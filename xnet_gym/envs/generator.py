@@ -55,17 +55,25 @@ def _int_kwarg(name, value, low, high=None, allow_none=True):
     return int(value)
 
 
-def marginal_tables(indicator: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Tables behind the `candidate_marginal` observation, from `set_indicator` (..., m, E) and
-    token counts (..., m): float32 (..., E, m + 1) membership of expert e in set j, and
-    P(set j | e active). Column m is a virtual set that nothing is placed in: it carries all
-    the weight of an expert no token activates, so that expert's marginal is its own cost."""
-    member = np.swapaxes(indicator, -1, -2)                                   # (..., E, m)
-    joint = member * counts[..., None, :]
-    total = joint.sum(axis=-1, keepdims=True)
-    shape = (*member.shape[:-1], 1)
-    given = np.concatenate([joint / np.where(total > 0, total, 1.0), (total == 0).astype(float)], axis=-1)
-    return (np.concatenate([member, np.zeros(shape)], axis=-1).astype(np.float32), given.astype(np.float32))
+def marginal_tables(indicator: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tables behind the `candidate_marginal` observation, for B layers at once: from
+    `set_indicator` (B, m, E) and token counts (B, m), a sparse (CSR) map from (layer b,
+    expert e), flattened as b * E + e, to the active sets that contain e and P(set | e active):
+    `offsets` (B * E + 1,), `set_index` and float32 `weight`. An env step then touches only the
+    current expert's sets (a few of thousands on real traces), not all of them."""
+    B, m, E = indicator.shape
+    b, e, j = np.nonzero(np.swapaxes(indicator, 1, 2))          # sorted by (b, e), then j
+    row = b * E + e
+    joint = counts[b, j].astype(float)
+    total = np.bincount(row, weights=joint, minlength=B * E)
+    offsets = np.searchsorted(row, np.arange(B * E + 1))
+    return offsets, j, (joint / total[row]).astype(np.float32)
+
+
+def _layer_marginal(tables, i: int, E: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Layer i's view of `marginal_tables`: its E + 1 offsets into the shared set_index / weight."""
+    offsets, set_index, weight = tables
+    return offsets[i * E: (i + 1) * E + 1], set_index, weight
 
 
 class PlacementGenerator:
@@ -207,7 +215,7 @@ class PlacementGenerator:
             analytic_idx[i] = np.searchsorted(c, seat)
             s, counts = inst.trace.active_sets(layer)
             sets.append((s, counts / inst.trace.n_tokens))
-            membership.append(marginal_tables(set_indicator(s, E), counts))
+            membership.append(_layer_marginal(marginal_tables(set_indicator(s, E)[None], counts[None]), 0, E))
         analytic = Placement(gateways, experts)
         if self.whole_model:
             reference = evaluate(inst, analytic).latency_s
@@ -325,19 +333,19 @@ class PlacementGenerator:
         self._block_len = B
         self._block_data = (layers[:, None], analytic, cand, n_all[layers][:, None], cs, cost_norm,
                             rate_all[layers], p, rank, seat_rank, order, idx, slot_cost, t_cand, sets, counts,
-                            counts / tokens[:, None], *marginal_tables(onehot, counts),
+                            counts / tokens[:, None], marginal_tables(onehot, counts),
                             coactivation_from_sets(sets, counts, E, onehot).astype(np.float32), reference, slots,
                             trace)
 
     def _block(self, i: int) -> Episode:
         (layers, analytic, cand, n_cand, cs, cost_norm, rate, p, rank, seat_rank, order, idx, slot_cost, t_cand,
-         sets, counts, weights, member, given, coact, reference, slots, trace) = self._block_data
+         sets, counts, weights, marginal, coact, reference, slots, trace) = self._block_data
         base = self.base
         j = slice(i, i + 1)
         make = functools.partial(self._expert_instance, int(layers[i, 0]), sets[i], counts[i], slots[i], trace)
         return Episode(make, layers[i], Placement(base.layout.central_gateways, analytic[i]), cand[j], n_cand[i],
                        cs[j], cost_norm[j], rate[j], p[j], rank[j], seat_rank[j], order[j], coact[j], idx[j],
-                       ((sets[i], weights[i]),), ((member[i], given[i]),), float(reference[i]), False, base.n_experts,
+                       ((sets[i], weights[i]),), (_layer_marginal(marginal, i, base.n_experts),), float(reference[i]), False, base.n_experts,
                        base.trace.top_k, base.capacity, base.n_layers,
                        slot_cost_s=slot_cost[i], candidate_time_s=t_cand[i], set_counts=counts[i])
 

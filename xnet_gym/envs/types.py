@@ -37,7 +37,7 @@ class Episode:
     coactivation: np.ndarray      # (n, E, E) P(f active | e active)
     analytic_index: np.ndarray    # (n, E) candidate index of each expert under sort-match
     set_members: tuple            # per layer: (sets (m, k) expert ids, weights (m,)) active sets (a weight may be 0)
-    marginal_tables: tuple        # per layer: float32 (E, m + 1) membership, P(set | expert); see marginal_tables
+    marginal_tables: tuple        # per layer: (offsets (E+1,), set_index, weight): sets holding e, P(set | e)
     reference_s: float            # objective of the analytic placement
     whole_model: bool             # True: objective is token latency; False: the layer's stage
     n_experts: int
