@@ -276,23 +276,6 @@ def test_episode_scoring_equals_the_evaluator(objective, scenario):
         assert len(ep.instance.slots) == 5
 
 
-def test_zipf_with_too_many_sets_to_enumerate(tmp_path):
-    """16 experts, top-6: the exact set sampler gives way to Gumbel top-k, one episode per draw."""
-    from xnet_gym.scenario import PRESET_DIR
-
-    text = (PRESET_DIR / "tiny.toml").read_text()
-    text = text.replace('preset = "tiny"', 'preset = "tiny"\nexperts = 16\ntop_k = 6')
-    path = tmp_path / "wide.toml"
-    path.write_text(text + "\n[placement]\nexperts_per_satellite = 4\n")
-    env = gym.make(EXPERT, scenario=str(path))
-    gym_check_env(env.unwrapped, skip_render_check=True)
-    for i in range(3):
-        total, steps, infos = play(env, analytic, seed=7 if i == 0 else None)
-        assert steps == 16
-        assert infos[-1]["ratio_to_analytic"] == 1.0
-        assert env.unwrapped.episode.set_members[0][0].shape[1] == 6
-
-
 @pytest.mark.parametrize("scenario,kwargs", [
     ("paper", {"train_slots": 4}),
     ("deepseek-esft-packed", {"train_slots": 3, "slots": 6, "tokens": 300}),
@@ -323,3 +306,42 @@ def test_marginal_observation_matches_its_definition(scenario, kwargs):
             a = int(rng.choice(np.flatnonzero(obs["action_mask"])))
             placed[e] = a
             obs, *_ = env.step(a)
+
+
+@pytest.mark.parametrize("env_id", [EXPERT, MODEL])
+@pytest.mark.parametrize("variant", ["random-gateway", "clustered", "fixed-activation", "gumbel"])
+def test_every_generator_path_scores_through_the_evaluator(env_id, variant, tmp_path):
+    """Each way of drawing an episode: the analytic policy scores exactly -1.0, its placement
+    is the core's sort-match for the episode's instance and gateways, and the env's latency is
+    the evaluator's for that instance."""
+    from xnet_gym.latency import evaluate, evaluate_stages
+    from xnet_gym.scenario import PRESET_DIR
+
+    text = (PRESET_DIR / "tiny.toml").read_text()
+    kwargs = {}
+    if variant == "random-gateway":
+        kwargs["layer_strategy"] = "random-gateway"
+    elif variant == "fixed-activation":
+        kwargs["randomize_activation"] = False
+    else:
+        if variant == "clustered":
+            text = text.replace('source = "zipf"', 'source = "clustered"\nclusters = 3\ncoactivation_strength = 0.8')
+        else:   # 12 experts, top-6: too many sets to enumerate, so Gumbel top-k traces
+            text = text.replace('preset = "tiny"', 'preset = "tiny"\nexperts = 12\ntop_k = 6')
+            text += "\n[placement]\nexperts_per_satellite = 3\n"
+        path = tmp_path / f"{variant}.toml"
+        path.write_text(text)
+        kwargs["scenario"] = str(path)
+    env = gym.make(env_id, **{"scenario": "tiny", **kwargs})
+    for i in range(4):
+        total, _, infos = play(env, analytic, seed=11 if i == 0 else None)
+        ep = env.unwrapped.episode
+        placement = infos[-1]["placement"]
+        assert infos[-1]["ratio_to_analytic"] == 1.0 and total == pytest.approx(-1.0, abs=1e-12)
+        core = analytic_placement(ep.instance, placement.gateways)
+        np.testing.assert_array_equal(placement.experts[ep.layers], core.experts[ep.layers])
+        if ep.whole_model:
+            direct = evaluate(ep.instance, placement).latency_s
+        else:
+            direct = evaluate_stages(ep.instance, placement, ep.layers).stage_s[0]
+        assert infos[-1]["latency_s"] == pytest.approx(direct, rel=1e-12)

@@ -85,6 +85,10 @@ def test_evaluator_matches_literal_model(tiny, objective, route):
         assert rep.latency_s == pytest.approx(rep.propagation_s + rep.compute_s + rep.outage_s, rel=1e-12)
         if objective == "max":
             assert rep.outage_rate == pytest.approx(ref_rate, rel=1e-12)
+        fast = evaluate(inst, p, split=False)       # the envs' scoring: no split, same total
+        assert fast.latency_s == pytest.approx(ref, rel=1e-12)
+        np.testing.assert_allclose(fast.layer_s, rep.layer_s, rtol=1e-12)
+        assert np.isnan(fast.propagation_s) and fast.outage_rate == rep.outage_rate
 
 
 def test_outages_are_charged_the_penalty():

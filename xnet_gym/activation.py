@@ -146,11 +146,17 @@ def _unique_rows(rows: np.ndarray, n_values: int) -> tuple[np.ndarray, np.ndarra
     return np.unique(rows, axis=0, return_counts=True)
 
 
+def zipf_sets_enumerable(experts: int, top_k: int) -> bool:
+    """Whether zipf profiles are drawn exactly as set counts (`zipf_layer_sets`) rather than
+    by Gumbel top-k per token: up to 200,000 ordered top-k draws."""
+    return math.perm(experts, top_k) <= 200_000
+
+
 @lru_cache(maxsize=32)
 def _plackett_luce_sets(E: int, alpha: float, top_k: int):
     """Exact distribution of the top-k *set* under Plackett-Luce sampling with Zipf(alpha)
     weights (index = popularity rank), or None when there are too many ordered draws."""
-    if math.perm(E, top_k) > 200_000:
+    if not zipf_sets_enumerable(E, top_k):
         return None
     w = np.arange(1, E + 1, dtype=float) ** -alpha
     seqs = np.array(list(itertools.permutations(range(E), top_k)), dtype=np.int64)

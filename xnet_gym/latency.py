@@ -180,33 +180,36 @@ class LatencyReport:
                 "objective": self.objective, "route": self.route}
 
 
-def evaluate(instance: Instance, placement: Placement) -> LatencyReport:
-    """Expected token latency of a full-model placement over the instance's slots and tokens."""
+def evaluate(instance: Instance, placement: Placement, split: bool = True) -> LatencyReport:
+    """Expected token latency of a full-model placement over the instance's slots and tokens.
+
+    `split=False` skips the propagation / compute / outage split (NaN in the report), about
+    4x faster, for callers that need only `latency_s`, `layer_s` and `stage_s`, such as
+    ModelPlacement's scoring."""
     instance.validate(placement)
     g = placement.gateways
     model = instance.model
-    stages = evaluate_stages(instance, placement)
+    stages = evaluate_stages(instance, placement, split=split)
     t_attn = model.attn_flops / instance.rate_flops[g]
     t_lm = model.lm_head_flops / instance.rate_flops[g[0]]
-    prop = stages.propagation_s.copy()
-    outage = stages.outage_s.copy()
+    hop_prop_s, hop_outage_s = np.zeros(len(g)), np.zeros(len(g))
     unreachable, legs = stages.unreachable_legs.sum(), stages.legs.sum()
     if instance.route == "return":
         # The hidden state comes back to g_l and then hops once to g_{l+1}.
         dist, row, _ = instance.topology.distance_rows(g)
         hop = dist[instance.slots[:, None], row[None, :], np.roll(g, -1)[None, :]]
         bad = ~np.isfinite(hop)
-        prop += np.where(bad, 0.0, hop).mean(axis=0)
-        outage += bad.mean(axis=0) * instance.outage_penalty_s
+        hop_prop_s = np.where(bad, 0.0, hop).mean(axis=0)
+        hop_outage_s = bad.mean(axis=0) * instance.outage_penalty_s
         unreachable += bad.mean(axis=0).sum()
         legs += len(g)
-    layer_s = t_attn + stages.stage_s + (prop - stages.propagation_s) + (outage - stages.outage_s)
+    layer_s = t_attn + stages.stage_s + hop_prop_s + hop_outage_s
     compute = t_lm + t_attn.sum() + stages.compute_s.sum()
     return LatencyReport(
         latency_s=float(t_lm + layer_s.sum()),
-        propagation_s=float(prop.sum()),
+        propagation_s=float((stages.propagation_s + hop_prop_s).sum()),
         compute_s=float(compute),
-        outage_s=float(outage.sum()),
+        outage_s=float((stages.outage_s + hop_outage_s).sum()),
         outage_rate=float(unreachable / legs),
         layer_s=layer_s,
         stage_s=stages.stage_s,

@@ -18,25 +18,12 @@ import functools
 
 import numpy as np
 
-from ..activation import (
-    ActivationTrace,
-    clustered_trace,
-    coactivation_from_sets,
-    set_indicator,
-    zipf_layer_sets,
-    zipf_trace,
-)
-from ..analytic import analytic_placement, sort_match, sort_match_index
+from ..activation import (ActivationTrace, clustered_trace, coactivation_from_sets, set_indicator, zipf_layer_sets,
+                          zipf_sets_enumerable, zipf_trace)
+from ..analytic import analytic_placement, sort_match_index
 from ..errors import ScenarioError, field_error
 from ..instance import Instance, build_instance
-from ..latency import (
-    evaluate,
-    evaluate_stages,
-    expected_stage_cost_s,
-    mean_stage_cost_s,
-    slot_leg_costs_s,
-    stage_total_s,
-)
+from ..latency import evaluate, evaluate_stages, mean_stage_cost_s, slot_leg_costs_s, stage_total_s
 from ..layers import random_subnet_gateways
 from ..placement import Placement
 from .types import Episode
@@ -62,7 +49,9 @@ def marginal_tables(indicator: np.ndarray, counts: np.ndarray) -> tuple[np.ndarr
     `offsets` (B * E + 1,), `set_index` and float32 `weight`. An env step then touches only the
     current expert's sets (a few of thousands on real traces), not all of them."""
     B, m, E = indicator.shape
-    b, e, j = np.nonzero(np.swapaxes(indicator, 1, 2))          # sorted by (b, e), then j
+    # Zero-count sets (padding, unseen sets) are left out: an expert with no tokens gets no
+    # entries, and its marginal is its own cost.
+    b, e, j = np.nonzero(np.swapaxes(indicator, 1, 2) * (counts > 0)[:, None, :])   # sorted by (b, e), then j
     row = b * E + e
     joint = counts[b, j].astype(float)
     total = np.bincount(row, weights=joint, minlength=B * E)
@@ -107,6 +96,8 @@ class PlacementGenerator:
         rate = self.base.rate_flops
         self._rate_norm = (rate / rate.max()).astype(np.float32)
         self._stack = None
+        a, m = self.base.scenario.activation, self.base.model
+        self._exact_zipf = a.source == "zipf" and randomize_activation and zipf_sets_enumerable(m.experts, m.top_k)
         self.block_size = _int_kwarg("block_size", block_size, 1, allow_none=False)
         self._block_rng, self._block_pos, self._block_len, self._block_data = None, 0, 0, None
         E = self.base.n_experts
@@ -114,14 +105,10 @@ class PlacementGenerator:
         self._seat_values = np.minimum(np.arange(self.n_max) * self.base.capacity / E, 1.0).astype(np.float32)
 
     # --------------------------------------------------------------------------- drawing
-    def _trace(self, rng: np.random.Generator, layers: np.ndarray, options: dict) -> ActivationTrace:
+    def _trace(self, rng: np.random.Generator, layers: np.ndarray) -> ActivationTrace:
+        """The episode's trace when its profiles are not drawn as exact zipf sets: a token
+        window of a trace source, the scenario's own trace, or fresh synthetic layers."""
         base = self.base.trace
-        if "trace" in options:
-            trace = options["trace"]
-            if not isinstance(trace, ActivationTrace):
-                raise field_error(ScenarioError, "options['trace']", type(trace).__name__,
-                                  "must be an xnet_gym.activation.ActivationTrace")
-            return trace
         a, m = self.base.scenario.activation, self.base.model
         if a.source == "trace":
             T = self.tokens or base.n_tokens
@@ -152,155 +139,121 @@ class PlacementGenerator:
         unknown = set(options) - {"layer", "trace"}
         if unknown:
             raise field_error(ScenarioError, "reset options", sorted(unknown), "allowed keys: layer, trace")
-        base = self.base
-        L, E = base.n_layers, base.n_experts
+        if "trace" in options:
+            trace = options["trace"]
+            if not isinstance(trace, ActivationTrace):
+                raise field_error(ScenarioError, "options['trace']", type(trace).__name__,
+                                  "must be an xnet_gym.activation.ActivationTrace")
+            self.base.with_trace(trace)                 # checks its shape against the model
+        L = self.base.n_layers
         if self.whole_model:
-            layers = np.arange(L)
-        else:
-            pinned = options.get("layer")
-            if pinned is not None:
-                pinned = _int_kwarg("options['layer']", pinned, 0, L - 1)
-            elif self.layer_strategy == "central" and "trace" not in options:
-                return self._next_expert_episode(rng, None)
-            layer = self.layer if pinned is None else pinned
-            layers = np.array([int(rng.integers(L)) if layer is None else layer])
-        if self.layer_strategy == "central":
-            if not self.whole_model and "trace" not in options:
-                return self._next_expert_episode(rng, None if pinned is None else int(layers[0]))
-            gateways = base.layout.central_gateways
-        else:
-            gateways = random_subnet_gateways(base.layout, rng)
-        inst = base.with_trace(self._trace(rng, layers, options))
-        if self.train_slots is not None:
-            inst = inst.with_slots(base.slots[np.sort(rng.choice(len(base.slots), self.train_slots, replace=False))])
-        n, C = len(layers), self.n_max
-        cand = np.full((n, C), -1, dtype=np.int64)
-        n_cand = np.empty(n, dtype=np.int64)
-        cost = np.full((n, C), np.inf)
-        cost_norm = np.ones((n, C), dtype=np.float32)
-        rate_norm = np.zeros((n, C), dtype=np.float32)
-        probs = np.empty((n, E))
-        rank = np.empty((n, E), dtype=np.float32)
-        seat_rank = np.ones((n, C), dtype=np.float32)
-        order = np.empty((n, E), dtype=np.int64)
-        coact = np.empty((n, E, E))
-        analytic_idx = np.empty((n, E), dtype=np.int64)
-        sets, membership = [], []
-        experts = self._base_analytic.experts.copy()
-        for i, layer in enumerate(layers):
-            c = base.layout.candidates(layer, gateways[layer])
-            cs = expected_stage_cost_s(inst, gateways, layer, c)
-            k = len(c)
-            cand[i, :k], n_cand[i], cost[i, :k] = c, k, cs
-            span = cs.max() - cs.min()
-            cost_norm[i, :k] = (cs - cs.min()) / span if span > 0 else 0.0
-            rate_norm[i, :k] = self._rate_norm[c]
-            p = inst.trace.layer_probabilities(layer)
-            probs[i] = p
-            by_pop = np.lexsort((np.arange(E), -p))
-            rank[i, by_pop] = np.arange(E) / E
-            # Sort-match gives the r-th seat in cost order to the expert of popularity rank r,
-            # so the same scale on both sides makes the closed form learnable as a match.
-            by_cost = np.lexsort((c, cs))
-            seat_rank[i, by_cost] = np.minimum(np.arange(k) * inst.capacity / E, 1.0)
-            if self.expert_order == "index":
-                order[i] = np.arange(E)
-            elif self.expert_order == "frequency":
-                order[i] = by_pop
-            else:
-                order[i] = rng.permutation(E)
-            coact[i] = inst.trace.coactivation(layer)
-            seat = sort_match(p, c, cs, inst.capacity)
-            experts[layer] = seat
-            analytic_idx[i] = np.searchsorted(c, seat)
-            s, counts = inst.trace.active_sets(layer)
-            sets.append((s, counts / inst.trace.n_tokens))
-            membership.append(_layer_marginal(marginal_tables(set_indicator(s, E)[None], counts[None]), 0, E))
-        analytic = Placement(gateways, experts)
-        if self.whole_model:
-            reference = evaluate(inst, analytic).latency_s
-        else:
-            reference = float(evaluate_stages(inst, analytic, layers, split=False).stage_s[0])
-        return Episode(lambda: inst, layers, analytic, cand, n_cand, cost, cost_norm, rate_norm, probs, rank,
-                       seat_rank, order, coact.astype(np.float32), analytic_idx, tuple(sets), tuple(membership),
-                       float(reference), self.whole_model, E, inst.trace.top_k, inst.capacity, L)
+            if options.get("layer") is not None:
+                raise field_error(ScenarioError, "options['layer']", options["layer"],
+                                  "ModelPlacement places every layer; omit it")
+            return self._model_episode(rng, options)
+        pinned = options.get("layer")
+        if pinned is not None:
+            pinned = _int_kwarg("options['layer']", pinned, 0, L - 1)
+        return self._next_expert_episode(rng, pinned, options)
 
-    # ------------------------------------------------------------------ ExpertPlacement
+    # ------------------------------------------------------------------ episode tables
     def _stacked_tables(self):
-        """Every layer's candidates (central gateways), their per-slot leg costs over every slot
-        of the scenario (the evaluator's `slot_leg_costs_s`), compute times and normalised
-        rates, padded to the largest candidate count: computed once, gathered per block."""
+        """Every layer's candidates with the central gateways, their per-slot leg costs over
+        every slot of the scenario (the evaluator's `slot_leg_costs_s`), compute times and
+        normalised rates, padded to the largest candidate count: computed once."""
         if self._stack is None:
-            base = self.base
-            L, S, C = base.n_layers, len(base.slots), self.n_max
-            g = base.layout.central_gateways
-            cand = np.full((L, C), -1, dtype=np.int64)
-            legs = np.zeros((L, S, C))
-            t = np.zeros((L, C))
-            rate = np.zeros((L, C), dtype=np.float32)
-            n = np.empty(L, dtype=np.int64)
-            for layer in range(L):
-                c = base.layout.candidates(layer, g[layer])
-                m = n[layer] = len(c)
-                cand[layer, :m] = c
-                legs[layer, :, :m] = slot_leg_costs_s(base, g, layer, c)
-                t[layer, :m] = base.expert_time_s[c]
-                rate[layer, :m] = self._rate_norm[c]
-            self._stack = (cand, legs, t, rate, n)
+            self._stack = self._layer_tables(self.base.layout.central_gateways, np.arange(self.base.n_layers))
         return self._stack
 
-    def _next_expert_episode(self, rng: np.random.Generator, layer: int | None) -> Episode:
-        """ExpertPlacement with the paper's fixed gateways. Synthetic zipf profiles are drawn
-        `block_size` episodes at a time from `rng` and handed out one per reset; a block is
+    def _layer_tables(self, gateways: np.ndarray, layers: np.ndarray):
+        base, C = self.base, self.n_max
+        n, S = len(layers), len(base.slots)
+        cand = np.full((n, C), -1, dtype=np.int64)
+        legs = np.zeros((n, S, C))
+        t = np.zeros((n, C))
+        rate = np.zeros((n, C), dtype=np.float32)
+        n_cand = np.empty(n, dtype=np.int64)
+        for i, layer in enumerate(layers):
+            c = base.layout.candidates(layer, gateways[layer])
+            m = n_cand[i] = len(c)
+            cand[i, :m] = c
+            legs[i, :, :m] = slot_leg_costs_s(base, gateways, layer, c)
+            t[i, :m] = base.expert_time_s[c]
+            rate[i, :m] = self._rate_norm[c]
+        return cand, legs, t, rate, n_cand
+
+    def _tables_for(self, rng: np.random.Generator, layers: np.ndarray):
+        """(gateways, per-row tables) for the episode's layers: the cached central ones, or
+        fresh ones for gateways drawn with `layer_strategy="random-gateway"`."""
+        if self.layer_strategy == "central":
+            stack = self._stacked_tables()
+            return self.base.layout.central_gateways, tuple(a[layers] for a in stack)
+        gateways = random_subnet_gateways(self.base.layout, rng)
+        return gateways, self._layer_tables(gateways, layers)
+
+    def _profiles(self, rng: np.random.Generator, layers: np.ndarray, options: dict):
+        """Active sets (n, m, k) and token counts (n, m) of each row's layer, and the trace they
+        come from (None for exact zipf draws, whose trace is built only if asked for). Rows of
+        a trace are padded to one m with zero-count sets, which weigh nothing anywhere."""
+        a, base = self.base.scenario.activation, self.base
+        if "trace" not in options and self._exact_zipf:
+            drawn = zipf_layer_sets(base.n_experts, base.trace.top_k, self.tokens or a.tokens, a.alpha, rng,
+                                    size=len(layers))
+            return (*drawn, None)
+        trace = options["trace"] if "trace" in options else self._trace(rng, layers)
+        per_layer = [trace.active_sets(int(layer)) for layer in layers]
+        m = max(len(c) for _, c in per_layer)
+        sets = np.empty((len(layers), m, base.trace.top_k), dtype=np.int64)
+        counts = np.zeros((len(layers), m), dtype=np.int64)
+        for i, (s, c) in enumerate(per_layer):
+            sets[i, : len(s)], sets[i, len(s):], counts[i, : len(c)] = s, s[0], c
+        return sets, counts, trace
+
+    def _slot_subsets(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """(n, K) sorted positions in the scenario's slots: a uniform random subset per row,
+        the K smallest of S i.i.d. uniform keys (all slots without `train_slots`)."""
+        S = len(self.base.slots)
+        K = self.train_slots if self.train_slots is not None else S
+        if K >= S:
+            return np.broadcast_to(np.arange(S), (n, S))
+        return np.sort(np.argpartition(rng.random((n, S)), K, axis=1)[:, :K], axis=1)
+
+    # ------------------------------------------------------------------ ExpertPlacement
+    def _next_expert_episode(self, rng: np.random.Generator, layer: int | None, options: dict) -> Episode:
+        """One layer per episode. With the paper's gateways and exact zipf profiles, episodes
+        are drawn `block_size` at a time from `rng` and handed out one per reset; a block is
         dropped when the env's generator changes (a seeded reset makes a new one), so the same
-        seed still gives the same episodes. A pinned layer or a trace source draws one episode."""
-        a = self.base.scenario.activation
-        blockable = a.source == "zipf" and self.randomize_activation and layer is None
+        seed still gives the same episodes. Otherwise one episode is drawn per reset."""
+        blockable = self.layer_strategy == "central" and self._exact_zipf and layer is None and "trace" not in options
         if blockable and self._block_rng is rng and self._block_pos < self._block_len:
             self._block_pos += 1
-            return self._block(self._block_pos - 1)
+            return self._expert_from_block(self._block_pos - 1)
         # Cap a block's slot-cost gather at ~32 MB for scenarios with many slots and candidates.
         S, C = len(self.base.slots), self.n_max
         K = min(self.train_slots or S, S)
         B = max(1, min(self.block_size, (1 << 22) // (K * C))) if blockable else 1
-        L, E, k = self.base.n_layers, self.base.n_experts, self.base.trace.top_k
+        L = self.base.n_layers
         if layer is None:
-            layers = np.full(B, self.layer) if self.layer is not None else rng.integers(L, size=B)
-        else:
-            layers = np.array([layer])
-        drawn, trace = None, None
-        if a.source == "zipf" and self.randomize_activation:
-            drawn = zipf_layer_sets(E, k, self.tokens or a.tokens, a.alpha, rng, size=B)
-        if drawn is None:          # a trace source, or too many top-k sets to enumerate
-            blockable, layers = False, layers[:1]
-            trace = self._trace(rng, layers, {})
-            sets, counts = trace.active_sets(int(layers[0]))
-            drawn = sets[None], counts[None]
-        self._draw_block(rng, layers, *drawn, trace)
-        if blockable:
-            self._block_rng, self._block_pos = rng, 1
-        else:
-            self._block_rng = None    # the block is spent: the next reset draws again
-        return self._block(0)
+            layer = self.layer
+        layers = rng.integers(L, size=B) if layer is None else np.full(B, layer)
+        sets, counts, trace = self._profiles(rng, layers, options)
+        gateways, tables = self._tables_for(rng, layers)
+        self._block_data = self._draw_block(rng, layers, gateways, tables, sets, counts, self._slot_subsets(rng, B),
+                                            trace, expert_reference=True)
+        self._block_len = len(layers)
+        self._block_rng, self._block_pos = (rng, 1) if blockable else (None, 0)
+        return self._expert_from_block(0)
 
-    def _draw_block(self, rng, layers, sets, counts, trace) -> None:
-        """Everything fixed for B episodes (layer b, sets (B, m, k), counts (B, m)) in
-        vectorised calls: slot subsets, stage costs, the closed form, its reference latency
-        through the evaluator, observation tables and co-activation."""
+    def _draw_block(self, rng, layers, gateways, tables, sets, counts, slots, trace, expert_reference: bool):
+        """Everything fixed for B rows (row b: model layer b's candidates `tables`, its active
+        sets (B, m, k) and counts (B, m), its slot positions (B, K)) in vectorised calls:
+        stage costs, the closed form, observation tables, co-activation and, for
+        ExpertPlacement rows, the closed form's stage latency through the evaluator."""
         base = self.base
         E, k = base.n_experts, base.trace.top_k
         B = len(layers)
-        cand_all, legs_all, t_all, rate_all, n_all = self._stacked_tables()
-        S = legs_all.shape[1]
-        K = self.train_slots if self.train_slots is not None else S
-        if K < S:
-            # A uniform random subset per episode: the K smallest of S i.i.d. uniform keys.
-            slots = np.sort(np.argpartition(rng.random((B, S)), K, axis=1)[:, :K], axis=1)
-            slot_cost = legs_all[layers[:, None], slots]                       # (B, K, C)
-        else:
-            slots = np.broadcast_to(np.arange(S), (B, S))
-            slot_cost = legs_all[layers]
-        cand, t_cand = cand_all[layers], t_all[layers]
+        cand, legs, t_cand, rate, n_cand = tables
+        slot_cost = legs[np.arange(B)[:, None], slots]                        # (B, K, C)
         real = cand >= 0
         cs = np.where(real, mean_stage_cost_s(slot_cost, t_cand), np.inf)
         tokens = counts.sum(axis=1)
@@ -322,48 +275,71 @@ class PlacementGenerator:
             order = rng.permuted(np.broadcast_to(np.arange(E), (B, E)), axis=1)
         idx = sort_match_index(p, cs, base.capacity, tiebreak=cand)
         seat = np.take_along_axis(cand, idx, axis=1)
-        reference = stage_total_s(np.take_along_axis(slot_cost, idx[:, None, :], axis=2),
-                                  np.take_along_axis(t_cand, idx, axis=1), seat, sets, counts, p, k,
-                                  base.objective, base.capacity)
+        reference = None
+        if expert_reference:
+            reference = stage_total_s(np.take_along_axis(slot_cost, idx[:, None, :], axis=2),
+                                      np.take_along_axis(t_cand, idx, axis=1), seat, sets, counts, p, k,
+                                      base.objective, base.capacity)
         lo = cs.min(axis=1, keepdims=True)
         span = np.where(real, cs, -np.inf).max(axis=1, keepdims=True) - lo
         cost_norm = np.where(real, (cs - lo) / np.where(span > 0, span, 1.0), 1.0).astype(np.float32)
         analytic = np.repeat(self._base_analytic.experts[None], B, axis=0)
         analytic[np.arange(B), layers] = seat
-        self._block_len = B
-        self._block_data = (layers[:, None], analytic, cand, n_all[layers][:, None], cs, cost_norm,
-                            rate_all[layers], p, rank, seat_rank, order, idx, slot_cost, t_cand, sets, counts,
-                            counts / tokens[:, None], marginal_tables(onehot, counts),
-                            coactivation_from_sets(sets, counts, E, onehot).astype(np.float32), reference, slots,
-                            trace)
+        return (layers, np.asarray(gateways, dtype=np.int64), analytic, cand, n_cand, cs, cost_norm, rate, p, rank,
+                seat_rank, order, idx, seat, slot_cost, t_cand, sets, counts, counts / tokens[:, None],
+                marginal_tables(onehot, counts), coactivation_from_sets(sets, counts, E, onehot).astype(np.float32),
+                reference, slots, trace)
 
-    def _block(self, i: int) -> Episode:
-        (layers, analytic, cand, n_cand, cs, cost_norm, rate, p, rank, seat_rank, order, idx, slot_cost, t_cand,
-         sets, counts, weights, marginal, coact, reference, slots, trace) = self._block_data
+    def _expert_from_block(self, i: int) -> Episode:
+        (layers, gateways, analytic, cand, n_cand, cs, cost_norm, rate, p, rank, seat_rank, order, idx, _, slot_cost,
+         t_cand, sets, counts, weights, marginal, coact, reference, slots, trace) = self._block_data
         base = self.base
         j = slice(i, i + 1)
-        make = functools.partial(self._expert_instance, int(layers[i, 0]), sets[i], counts[i], slots[i], trace)
-        return Episode(make, layers[i], Placement(base.layout.central_gateways, analytic[i]), cand[j], n_cand[i],
-                       cs[j], cost_norm[j], rate[j], p[j], rank[j], seat_rank[j], order[j], coact[j], idx[j],
-                       ((sets[i], weights[i]),), (_layer_marginal(marginal, i, base.n_experts),), float(reference[i]), False, base.n_experts,
-                       base.trace.top_k, base.capacity, base.n_layers,
+        make = functools.partial(self._episode_instance, layers[j], sets[j], counts[j], slots[i], trace)
+        return Episode(make, layers[j], Placement(gateways, analytic[i]), cand[j], n_cand[j], cs[j], cost_norm[j],
+                       rate[j], p[j], rank[j], seat_rank[j], order[j], coact[j], idx[j], ((sets[i], weights[i]),),
+                       (_layer_marginal(marginal, i, base.n_experts),), float(reference[i]), False,
+                       base.n_experts, base.trace.top_k, base.capacity, base.n_layers,
                        slot_cost_s=slot_cost[i], candidate_time_s=t_cand[i], set_counts=counts[i])
 
-    def _expert_instance(self, layer, sets, counts, slots, trace) -> Instance:
-        """The Instance an ExpertPlacement episode stands for: its slots, and its trace (a
-        drawn profile goes into the scenario's trace at `layer`, tokens grouped by set)."""
+    # ------------------------------------------------------------------ ModelPlacement
+    def _model_episode(self, rng: np.random.Generator, options: dict) -> Episode:
+        """Every layer, one shared slot subset, scored on token latency by `evaluate`."""
+        base = self.base
+        L, E = base.n_layers, base.n_experts
+        layers = np.arange(L)
+        sets, counts, trace = self._profiles(rng, layers, options)
+        gateways, tables = self._tables_for(rng, layers)
+        row = self._slot_subsets(rng, 1)
+        slots = np.broadcast_to(row, (L, row.shape[1]))
+        (layers, gateways, analytic, cand, n_cand, cs, cost_norm, rate, p, rank, seat_rank, order, idx, seat,
+         _, _, sets, counts, weights, marginal, coact, _, slots, trace) = self._draw_block(
+            rng, layers, gateways, tables, sets, counts, slots, trace, expert_reference=False)
+        experts = analytic[0].copy()
+        experts[layers] = seat
+        placement = Placement(gateways, experts)
+        inst = self._episode_instance(layers, sets, counts, slots[0], trace)
+        reference = evaluate(inst, placement, split=False).latency_s
+        return Episode(lambda: inst, layers, placement, cand, n_cand, cs, cost_norm, rate, p, rank, seat_rank, order,
+                       coact, idx, tuple(zip(sets, weights)), tuple(_layer_marginal(marginal, i, E) for i in range(L)),
+                       float(reference), True, E, base.trace.top_k, base.capacity, L)
+
+    def _episode_instance(self, layers, sets, counts, slots, trace) -> Instance:
+        """The Instance an episode stands for: its slots, and its trace (drawn profiles go into
+        the scenario's trace at their layers, tokens grouped by set)."""
         base = self.base
         if trace is None:
             E, k = base.n_experts, base.trace.top_k
-            keep = counts > 0
-            sets, counts = sets[keep], counts[keep]
-            tokens = np.repeat(sets, counts, axis=0)
-            T = len(tokens)
-            experts = base.trace.experts.astype(tokens.dtype) if T == base.trace.n_tokens else \
-                np.resize(base.trace.experts, (base.n_layers, T, k)).astype(tokens.dtype)
-            experts[layer] = tokens
+            T = int(counts[0].sum())
+            experts = base.trace.experts.astype(np.int64) if T == base.trace.n_tokens else \
+                np.resize(base.trace.experts, (base.n_layers, T, k)).astype(np.int64)
+            known = {}
+            for layer, s, c in zip(layers, sets, counts):
+                keep = c > 0
+                experts[layer] = np.repeat(s[keep], c[keep], axis=0)
+                known[int(layer)] = (s[keep], c[keep])
             trace = ActivationTrace(experts, E, source=base.trace.source, check=False)
-            trace._sets[layer] = (sets, counts)
+            trace._sets.update(known)               # known already: skip recounting
         return base.with_trace(trace).with_slots(base.slots[slots])
 
     def objective_s(self, episode: Episode, placement: Placement, candidate_index=None) -> float:
@@ -371,7 +347,7 @@ class PlacementGenerator:
         (ModelPlacement) or the placed layer's expert-stage latency (ExpertPlacement).
         `candidate_index` (n_layers, E), when the env knows it, spares a search."""
         if episode.whole_model:
-            return evaluate(episode.instance, placement).latency_s
+            return evaluate(episode.instance, placement, split=False).latency_s
         if episode.slot_cost_s is not None and (
                 candidate_index is not None or np.array_equal(placement.gateways, episode.base.gateways)):
             layer = int(episode.layers[0])
