@@ -8,6 +8,7 @@ import xnet_gym  # noqa: F401  (registers the ids)
 from xnet_gym.analytic import analytic_placement
 from xnet_gym.envs.reward import INVALID_ACTION_PENALTY
 from xnet_gym.errors import ScenarioError, XnetError
+from xnet_gym.placement import Placement
 
 EXPERT = "xnet_gym/ExpertPlacement-v0"
 MODEL = "xnet_gym/ModelPlacement-v0"
@@ -345,3 +346,22 @@ def test_every_generator_path_scores_through_the_evaluator(env_id, variant, tmp_
         else:
             direct = evaluate_stages(ep.instance, placement, ep.layers).stage_s[0]
         assert infos[-1]["latency_s"] == pytest.approx(direct, rel=1e-12)
+
+
+def test_objective_of_any_placement_is_the_evaluators():
+    """objective_s takes any placement: off the episode's candidates it still scores exactly."""
+    from xnet_gym.latency import evaluate_stages
+
+    env = gym.make(EXPERT, scenario="paper", train_slots=6)
+    env.reset(seed=1)
+    u = env.unwrapped
+    ep = u.episode
+    layer = int(ep.layers[0])
+    experts = ep.base.experts.copy()
+    outside = np.setdiff1d(np.arange(u.generator.base.n_satellites), ep.candidates[0])
+    outside = outside[outside != ep.base.gateways[layer]]
+    experts[layer, 0] = outside[0]                      # same gateways, one expert off the subnet
+    moved = Placement(ep.base.gateways, experts)
+    direct = evaluate_stages(ep.instance, moved, [layer]).stage_s[0]
+    assert u.generator.objective_s(ep, moved) == pytest.approx(direct, rel=1e-12)
+    assert u.generator.objective_s(ep, ep.base) == ep.reference_s

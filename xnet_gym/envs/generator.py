@@ -348,12 +348,17 @@ class PlacementGenerator:
         `candidate_index` (n_layers, E), when the env knows it, spares a search."""
         if episode.whole_model:
             return evaluate(episode.instance, placement, split=False).latency_s
-        if episode.slot_cost_s is not None and (
-                candidate_index is not None or np.array_equal(placement.gateways, episode.base.gateways)):
-            layer = int(episode.layers[0])
-            sats = placement.experts[layer]
-            idx = candidate_index[0] if candidate_index is not None else \
-                np.searchsorted(episode.candidates[0, : episode.n_candidates[0]], sats)
+        layer = int(episode.layers[0])
+        sats = placement.experts[layer]
+        idx = None
+        if episode.slot_cost_s is not None and candidate_index is not None:
+            idx = candidate_index[0]
+        elif episode.slot_cost_s is not None and np.array_equal(placement.gateways, episode.base.gateways):
+            cand = episode.candidates[0, : episode.n_candidates[0]]
+            idx = np.minimum(np.searchsorted(cand, sats), len(cand) - 1)
+            if not np.array_equal(cand[idx], sats):      # an expert off the episode's candidates
+                idx = None
+        if idx is not None:
             sets, _ = episode.set_members[0]
             return stage_total_s(episode.slot_cost_s[:, idx], episode.candidate_time_s[idx], sats, sets,
                                  episode.set_counts, episode.probabilities[0], episode.top_k,
