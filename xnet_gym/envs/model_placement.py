@@ -38,7 +38,8 @@ class ModelPlacementEnv(AssignmentEnv):
     ## Starting State
 
     Each `reset` draws a fresh activation profile for every layer (synthetic sources) or a
-    token window (trace sources), and `train_slots` of the scenario's slots, from
+    token window (trace sources), the gateways (`layer_strategy="random-gateway"`) and one
+    subset of `train_slots` of the scenario's slots shared by all layers, from
     `self.np_random` only. `reset(options={"trace": ActivationTrace})` pins the activation.
 
     ## Episode End
