@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from xnet_gym.errors import ScenarioError, field_error
 
 from .eplb import EPLB
@@ -28,6 +30,11 @@ def get(name: str, **params):
     cls = by_lower.get(name.lower())
     if cls is None:
         raise field_error(ScenarioError, "solver", name, f"unknown solver; allowed: {', '.join(SOLVERS)}")
+    allowed = [p for p in inspect.signature(cls).parameters if p != "self"]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise field_error(ScenarioError, f"{cls.name} parameters", unknown,
+                          f"allowed: {', '.join(allowed) or 'none'}")
     return cls(**params)
 
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from xnet_gym.analytic import analytic_placement
-from xnet_gym.errors import ScenarioError, field_error
+from xnet_gym.errors import ScenarioError, check_positive, field_error
 from xnet_gym.instance import Instance
 from xnet_gym.latency import evaluate_stages
 from xnet_gym.placement import Placement
@@ -24,9 +24,9 @@ class LocalSearch:
     randomized = False
 
     def __init__(self, time_budget_s: float = 30.0, start: Placement | None = None):
-        if not time_budget_s > 0:
-            raise field_error(ScenarioError, "time_budget_s", time_budget_s, "must be > 0")
-        self.time_budget_s = time_budget_s
+        self.time_budget_s = check_positive(ScenarioError, "time_budget_s", time_budget_s)
+        if start is not None and not isinstance(start, Placement):
+            raise field_error(ScenarioError, "start", type(start).__name__, "must be an xnet_gym Placement or None")
         self.start = start
         self.last_info: dict = {}
 

@@ -24,7 +24,7 @@ from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment, milp
 from scipy.sparse import coo_matrix
 
 from xnet_gym.analytic import analytic_placement, layer_costs
-from xnet_gym.errors import ScenarioError, field_error
+from xnet_gym.errors import ScenarioError, check_int, check_positive, field_error
 from xnet_gym.instance import Instance
 from xnet_gym.latency import evaluate_stages, slot_leg_costs_s
 from xnet_gym.placement import Placement
@@ -41,10 +41,10 @@ class Optimum:
 
     def __init__(self, time_limit_s: float = 10.0, mip_rel_gap: float = 1e-6):
         """`time_limit_s` bounds each layer's MILP (so a model takes at most L times it)."""
-        if not time_limit_s > 0:
-            raise field_error(ScenarioError, "time_limit_s", time_limit_s, "must be > 0")
-        self.time_limit_s = time_limit_s
-        self.mip_rel_gap = mip_rel_gap
+        self.time_limit_s = check_positive(ScenarioError, "time_limit_s", time_limit_s)
+        self.mip_rel_gap = check_positive(ScenarioError, "mip_rel_gap", mip_rel_gap)
+        if self.mip_rel_gap >= 1:
+            raise field_error(ScenarioError, "mip_rel_gap", mip_rel_gap, "must be in (0, 1)")
         self.last_info: dict = {}
 
     def solve(self, instance: Instance) -> Placement:
@@ -191,7 +191,7 @@ class BruteForce:
     randomized = False
 
     def __init__(self, max_placements: int = 200_000):
-        self.max_placements = max_placements
+        self.max_placements = check_int(ScenarioError, "max_placements", max_placements, 1)
 
     def solve(self, instance: Instance) -> Placement:
         base = analytic_placement(instance)

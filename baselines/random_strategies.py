@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xnet_gym.errors import ScenarioError, check_int
 from xnet_gym.instance import Instance
 from xnet_gym.layers import random_gateways, random_subnet_gateways
 from xnet_gym.placement import Placement
@@ -24,7 +25,7 @@ class _Random:
     randomized = True
 
     def __init__(self, seed: int = 0):
-        self.seed = seed
+        self.seed = check_int(ScenarioError, "seed", seed, 0)
 
     def solve(self, instance: Instance) -> Placement:
         rng = np.random.default_rng(self.seed)

@@ -116,3 +116,48 @@ def test_placement_errors(tiny):
     on_gw[2, 0] = g[2]
     with pytest.raises(PlacementError, match=r"placement.experts\[2\]\[0\].*own layer's gateway"):
         tiny.validate(Placement(g, on_gw))
+
+
+@pytest.mark.parametrize("name,params,needle", [
+    ("RandPlace", {"seed": -1}, r"seed = -1: must be an integer >= 0"),
+    ("RandIntra", {"seed": 1.5}, r"seed = 1.5: must be an integer >= 0"),
+    ("RandPlace", {"seeds": 1}, r"RandPlace parameters = \['seeds'\]: allowed: seed"),
+    ("optimum", {"mip_rel_gap": 2}, r"mip_rel_gap = 2: must be in \(0, 1\)"),
+    ("optimum", {"time_limit_s": "10"}, r"time_limit_s = '10': must be a finite number > 0"),
+    ("local-search", {"time_budget_s": float("nan")}, r"time_budget_s = nan: must be a finite number > 0"),
+    ("local-search", {"start": 3}, r"start = 'int': must be an xnet_gym Placement or None"),
+    ("brute-force", {"max_placements": 0}, r"max_placements = 0: must be an integer >= 1"),
+    ("Space-XNet", {"seed": 0}, r"Space-XNet parameters = \['seed'\]: allowed: none"),
+])
+def test_solver_parameters(name, params, needle):
+    import baselines
+
+    with pytest.raises(ScenarioError, match=needle):
+        baselines.get(name, **params)
+
+
+def test_env_reset_options_and_calls_out_of_order():
+    import gymnasium as gym
+
+    import xnet_gym  # noqa: F401
+    from xnet_gym.activation import zipf_trace
+    from xnet_gym.envs import PlacementGenerator
+    from xnet_gym.errors import XnetError
+
+    env = gym.make("xnet_gym/ExpertPlacement-v0", scenario="tiny")
+    with pytest.raises(XnetError, match=r"analytic_action\(\) needs an episode in progress"):
+        env.unwrapped.analytic_action()
+    with pytest.raises(ScenarioError, match=r"reset options = \['slots'\]: allowed keys: layer, trace"):
+        env.reset(seed=0, options={"slots": 3})
+    with pytest.raises(ScenarioError, match=r"options\['trace'\] = 'ndarray': must be an xnet_gym.activation.ActivationTrace"):
+        env.reset(seed=0, options={"trace": np.zeros((3, 10, 2), dtype=int)})
+    wrong = zipf_trace(2, 4, 2, 50, 1.0, np.random.default_rng(0))     # tiny has 3 layers
+    with pytest.raises(TraceError, match=r"trace shape = \(2, 4\): must match the model: \(3 layers, 4 experts\)"):
+        env.reset(seed=0, options={"trace": wrong})
+    model = gym.make("xnet_gym/ModelPlacement-v0", scenario="tiny")
+    with pytest.raises(ScenarioError, match=r"layer = 1: ModelPlacement places every layer"):
+        gym.make("xnet_gym/ModelPlacement-v0", scenario="tiny", layer=1)
+    with pytest.raises(ScenarioError, match=r"options\['layer'\] = 1: ModelPlacement places every layer"):
+        model.reset(seed=0, options={"layer": 1})
+    with pytest.raises(ScenarioError, match=r"block_size = 0: must be an integer >= 1"):
+        PlacementGenerator("tiny", whole_model=False, block_size=0)

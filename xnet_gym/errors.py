@@ -1,5 +1,9 @@
 """The project's exception types: bad input fails at the boundary with one of these."""
 
+import math
+
+import numpy as np
+
 
 class XnetError(ValueError):
     """Base class: a message naming the field, the value and what is allowed."""
@@ -20,3 +24,20 @@ class PlacementError(XnetError):
 def field_error(cls, field: str, value, allowed: str) -> XnetError:
     """Build the house-style message: `field = value: allowed`."""
     return cls(f"{field} = {value!r}: {allowed}")
+
+
+def check_int(cls, field: str, value, low: int, high: int | None = None) -> int:
+    """`value` as an int in [low, high] (no bools, no floats), or the house-style error."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok or value < low or (high is not None and value > high):
+        allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise field_error(cls, field, value, f"must be an integer {allowed}")
+    return int(value)
+
+
+def check_positive(cls, field: str, value) -> float:
+    """`value` as a finite float > 0, or the house-style error."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:
+        raise field_error(cls, field, value, "must be a finite number > 0")
+    return float(value)

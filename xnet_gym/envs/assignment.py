@@ -93,6 +93,8 @@ class AssignmentEnv(gym.Env):
     def analytic_action(self) -> int:
         """The candidate index the analytic (sort-match) placement uses for the current expert;
         if the agent has filled that satellite, the cheapest candidate with a free seat."""
+        if self.episode is None or self._li >= self._n_layers:
+            raise XnetError("analytic_action() needs an episode in progress: call reset() first")
         ep, li = self.episode, self._li
         idx = int(ep.analytic_index[li, self._current_expert()])
         if self._mask[idx]:

@@ -21,7 +21,7 @@ import numpy as np
 from ..activation import (ActivationTrace, clustered_trace, coactivation_from_sets, set_indicator, zipf_layer_sets,
                           zipf_sets_enumerable, zipf_trace)
 from ..analytic import analytic_placement, sort_match_index
-from ..errors import ScenarioError, field_error
+from ..errors import ScenarioError, check_int, field_error
 from ..instance import Instance, build_instance
 from ..latency import evaluate, evaluate_stages, mean_stage_cost_s, slot_leg_costs_s, stage_total_s
 from ..layers import random_subnet_gateways
@@ -35,11 +35,7 @@ LAYER_STRATEGIES = ("central", "random-gateway")
 def _int_kwarg(name, value, low, high=None, allow_none=True):
     if value is None and allow_none:
         return None
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not ok or value < low or (high is not None and value > high):
-        rng = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise field_error(ScenarioError, name, value, f"must be an integer {rng}")
-    return int(value)
+    return check_int(ScenarioError, name, value, low, high)
 
 
 def marginal_tables(indicator: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
