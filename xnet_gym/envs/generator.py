@@ -15,6 +15,7 @@ new one, which drops the block. `block_size=1` draws every episode on its own.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -59,6 +60,35 @@ def _layer_marginal(tables, i: int, E: int) -> tuple[np.ndarray, np.ndarray, np.
     """Layer i's view of `marginal_tables`: its E + 1 offsets into the shared set_index / weight."""
     offsets, set_index, weight = tables
     return offsets[i * E: (i + 1) * E + 1], set_index, weight
+
+
+class _Block(NamedTuple):
+    """B rows drawn together (ExpertPlacement: one episode a row; ModelPlacement: one layer a
+    row). Fields as in `Episode`, with a leading row axis."""
+    layers: np.ndarray
+    gateways: np.ndarray
+    analytic: np.ndarray          # (B, L, E) analytic experts, row b's layer sort-matched
+    candidates: np.ndarray
+    n_candidates: np.ndarray
+    cost_s: np.ndarray
+    cost_norm: np.ndarray
+    rate_norm: np.ndarray
+    probabilities: np.ndarray
+    rank_norm: np.ndarray
+    seat_rank: np.ndarray
+    order: np.ndarray
+    analytic_index: np.ndarray
+    seat: np.ndarray              # (B, E) satellites of the sort-match
+    slot_cost_s: np.ndarray       # (B, K, C)
+    candidate_time_s: np.ndarray
+    sets: np.ndarray              # (B, m, k)
+    counts: np.ndarray            # (B, m)
+    weights: np.ndarray           # (B, m) counts / tokens
+    marginal: tuple               # marginal_tables of all rows
+    coactivation: np.ndarray
+    reference_s: np.ndarray | None
+    slots: np.ndarray             # (B, K) slot positions
+    trace: ActivationTrace | None
 
 
 class PlacementGenerator:
@@ -281,22 +311,22 @@ class PlacementGenerator:
         cost_norm = np.where(real, (cs - lo) / np.where(span > 0, span, 1.0), 1.0).astype(np.float32)
         analytic = np.repeat(self._base_analytic.experts[None], B, axis=0)
         analytic[np.arange(B), layers] = seat
-        return (layers, np.asarray(gateways, dtype=np.int64), analytic, cand, n_cand, cs, cost_norm, rate, p, rank,
-                seat_rank, order, idx, seat, slot_cost, t_cand, sets, counts, counts / tokens[:, None],
-                marginal_tables(onehot, counts), coactivation_from_sets(sets, counts, E, onehot).astype(np.float32),
-                reference, slots, trace)
+        return _Block(layers, np.asarray(gateways, dtype=np.int64), analytic, cand, n_cand, cs, cost_norm, rate, p,
+                      rank, seat_rank, order, idx, seat, slot_cost, t_cand, sets, counts, counts / tokens[:, None],
+                      marginal_tables(onehot, counts),
+                      coactivation_from_sets(sets, counts, E, onehot).astype(np.float32), reference, slots, trace)
 
     def _expert_from_block(self, i: int) -> Episode:
-        (layers, gateways, analytic, cand, n_cand, cs, cost_norm, rate, p, rank, seat_rank, order, idx, _, slot_cost,
-         t_cand, sets, counts, weights, marginal, coact, reference, slots, trace) = self._block_data
-        base = self.base
+        b, base = self._block_data, self.base
         j = slice(i, i + 1)
-        make = functools.partial(self._episode_instance, layers[j], sets[j], counts[j], slots[i], trace)
-        return Episode(make, layers[j], Placement(gateways, analytic[i]), cand[j], n_cand[j], cs[j], cost_norm[j],
-                       rate[j], p[j], rank[j], seat_rank[j], order[j], coact[j], idx[j], ((sets[i], weights[i]),),
-                       (_layer_marginal(marginal, i, base.n_experts),), float(reference[i]), False,
-                       base.n_experts, base.trace.top_k, base.capacity, base.n_layers,
-                       slot_cost_s=slot_cost[i], candidate_time_s=t_cand[i], set_counts=counts[i])
+        make = functools.partial(self._episode_instance, b.layers[j], b.sets[j], b.counts[j], b.slots[i], b.trace)
+        return Episode(make, b.layers[j], Placement(b.gateways, b.analytic[i]), b.candidates[j], b.n_candidates[j],
+                       b.cost_s[j], b.cost_norm[j], b.rate_norm[j], b.probabilities[j], b.rank_norm[j],
+                       b.seat_rank[j], b.order[j], b.coactivation[j], b.analytic_index[j],
+                       ((b.sets[i], b.weights[i]),), (_layer_marginal(b.marginal, i, base.n_experts),),
+                       float(b.reference_s[i]), False, base.n_experts, base.trace.top_k, base.capacity,
+                       base.n_layers, slot_cost_s=b.slot_cost_s[i], candidate_time_s=b.candidate_time_s[i],
+                       set_counts=b.counts[i])
 
     # ------------------------------------------------------------------ ModelPlacement
     def _model_episode(self, rng: np.random.Generator, options: dict) -> Episode:
@@ -308,17 +338,17 @@ class PlacementGenerator:
         gateways, tables = self._tables_for(rng, layers)
         row = self._slot_subsets(rng, 1)
         slots = np.broadcast_to(row, (L, row.shape[1]))
-        (layers, gateways, analytic, cand, n_cand, cs, cost_norm, rate, p, rank, seat_rank, order, idx, seat,
-         _, _, sets, counts, weights, marginal, coact, _, slots, trace) = self._draw_block(
-            rng, layers, gateways, tables, sets, counts, slots, trace, expert_reference=False)
-        experts = analytic[0].copy()
-        experts[layers] = seat
-        placement = Placement(gateways, experts)
-        inst = self._episode_instance(layers, sets, counts, slots[0], trace)
+        b = self._draw_block(rng, layers, gateways, tables, sets, counts, slots, trace, expert_reference=False)
+        experts = b.analytic[0].copy()
+        experts[layers] = b.seat
+        placement = Placement(b.gateways, experts)
+        inst = self._episode_instance(layers, b.sets, b.counts, b.slots[0], b.trace)
         reference = evaluate(inst, placement, split=False).latency_s
-        return Episode(lambda: inst, layers, placement, cand, n_cand, cs, cost_norm, rate, p, rank, seat_rank, order,
-                       coact, idx, tuple(zip(sets, weights)), tuple(_layer_marginal(marginal, i, E) for i in range(L)),
-                       float(reference), True, E, base.trace.top_k, base.capacity, L)
+        return Episode(lambda: inst, layers, placement, b.candidates, b.n_candidates, b.cost_s, b.cost_norm,
+                       b.rate_norm, b.probabilities, b.rank_norm, b.seat_rank, b.order, b.coactivation,
+                       b.analytic_index, tuple(zip(b.sets, b.weights)),
+                       tuple(_layer_marginal(b.marginal, i, E) for i in range(L)), float(reference), True, E,
+                       base.trace.top_k, base.capacity, L)
 
     def _episode_instance(self, layers, sets, counts, slots, trace) -> Instance:
         """The Instance an episode stands for: its slots, and its trace (drawn profiles go into
