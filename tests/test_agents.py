@@ -69,6 +69,32 @@ def test_plain_ppo_with_cheapest_free_wrapper(tmp_path):
     assert res["episodes"] == 3 and res["mean_latency_s"] > 0
 
 
+@pytest.mark.parametrize("scenario", ["paper", "deepseek-esft-packed"])
+def test_cheapest_free_wrapper_action_zero_is_the_closed_form(scenario):
+    """With the most active expert first, "always the cheapest free seat" is sort-match: the
+    wrapper must map action 0 to it and permute the observation the same way."""
+    import gymnasium as gym
+    import numpy as np
+
+    from agents.wrappers import CheapestFreeAction
+
+    kw = {"slots": 6, "tokens": 300} if scenario != "paper" else {}
+    env = CheapestFreeAction(gym.make(EXPERT, scenario=scenario, expert_order="frequency", objective="weighted",
+                                      train_slots=4, **kw))
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            free = obs["action_mask"] > 0
+            n_free = int(free.sum())
+            assert free[:n_free].all() and not free[n_free:].any()
+            assert np.all(np.diff(obs["candidate_cost"][:n_free]) >= 0)
+            obs, r, done, _, info = env.step(0)
+            total += r
+        assert info["invalid_actions"] == 0
+        assert total == pytest.approx(-1.0, abs=1e-9)
+
+
 def test_bad_agent_input(tiny_run, tmp_path, capsys):
     with pytest.raises(XnetError, match=r"--policy = '.*missing.zip': no such model file"):
         make_player(str(tmp_path / "missing.zip"))
