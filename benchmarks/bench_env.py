@@ -43,18 +43,20 @@ def main():
     for label, env_id, kw in [
         ("ExpertPlacement-v0 paper, all 200 slots", "xnet_gym/ExpertPlacement-v0", {}),
         ("ExpertPlacement-v0 paper, train_slots=16", "xnet_gym/ExpertPlacement-v0", {"train_slots": 16}),
+        ("ExpertPlacement-v0 deepseek-esft (real trace), tokens=512, train_slots=8",
+         "xnet_gym/ExpertPlacement-v0", {"scenario": "deepseek-esft", "tokens": 512, "train_slots": 8}),
         ("ModelPlacement-v0 paper, all 200 slots", "xnet_gym/ModelPlacement-v0", {}),
         ("ModelPlacement-v0 paper, train_slots=16", "xnet_gym/ModelPlacement-v0", {"train_slots": 16}),
     ]:
-        rows.append((label, steps_per_s(gym.make(env_id, scenario="paper", **kw))))
+        rows.append((label, steps_per_s(gym.make(env_id, **{"scenario": "paper", **kw}))))
     for mode in ("sync", "async"):
         venv = gym.make_vec("xnet_gym/ExpertPlacement-v0", num_envs=8, vectorization_mode=mode,
                             scenario="paper", train_slots=16)
         rows.append((f"make_vec x8 ({mode}) ExpertPlacement-v0, train_slots=16", vec_steps_per_s(venv)))
         venv.close()
-    print(f"{'env':<62}{'steps/s':>10}{'cost / CartPole step':>22}")
+    print(f"{'env':<74}{'steps/s':>10}{'cost / CartPole step':>22}")
     for label, sps in rows:
-        print(f"{label:<62}{sps:>10.0f}{cart / sps:>22.2f}")
+        print(f"{label:<74}{sps:>10.0f}{cart / sps:>22.2f}")
 
 
 if __name__ == "__main__":
