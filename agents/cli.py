@@ -31,8 +31,8 @@ def _env_kwargs(args, training: bool) -> dict:
     for key in ("objective", "route", "tokens"):
         if getattr(args, key, None) is not None:
             kw[key] = getattr(args, key)
-    if training and getattr(args, "train_slots", None) is not None:
-        kw["train_slots"] = args.train_slots
+    if training and getattr(args, "train_time_steps", None) is not None:
+        kw["train_time_steps"] = args.train_time_steps
     return kw
 
 
@@ -76,7 +76,7 @@ def cmd_evaluate(args) -> int:
             cand = Path(p).parent / "training_curve.csv"
             curve = cand if cand.is_file() else curve
     title = (f"{args.env} on {args.scenario}: {args.episodes} held-out instances (seed {args.seed}), "
-             f"all time slots")
+             f"all time steps")
     _evaluate_and_report(args.policy, args, curve, title)
     return 0
 
@@ -92,7 +92,7 @@ def cmd_run(args) -> int:
           progress_bar=not args.no_progress)
     cfg = json.loads((out / "config.json").read_text())
     print(f"      trained in {cfg['wall_time_s']:.0f} s", flush=True)
-    print(f"[2/2] scoring on {args.episodes} held-out instances, all time slots", flush=True)
+    print(f"[2/2] scoring on {args.episodes} held-out instances, all time steps", flush=True)
     args.csv = out / "comparison.csv"
     args.plot = out / "comparison.png" if not args.no_plot else None
     title = (f"{args.env} on {args.scenario}, objective {args.objective or 'scenario default'}: "
@@ -107,7 +107,7 @@ def add_commands(sub) -> None:
     _env_args(p)
     p.add_argument("--algo", default="maskable_ppo", choices=("maskable_ppo", "ppo"))
     p.add_argument("--timesteps", type=_positive_int, default=300_000)
-    p.add_argument("--train-slots", type=_positive_int, help="time slots per training episode (default: 16)")
+    p.add_argument("--train-time-steps", type=_positive_int, help="time steps per training episode (default: 16)")
     p.add_argument("--out", default="runs/train", help="run folder (model, checkpoints, TensorBoard, config)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's model or last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -127,7 +127,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("run", help="main job: train MaskablePPO, then compare with the paper's strategies")
     _env_args(p)
     p.add_argument("--timesteps", type=_positive_int, default=300_000)
-    p.add_argument("--train-slots", type=_positive_int, help="time slots per training episode (default: 16)")
+    p.add_argument("--train-time-steps", type=_positive_int, help="time steps per training episode (default: 16)")
     p.add_argument("--episodes", type=_positive_int, default=100)
     p.add_argument("--out", default="runs/default")
     p.add_argument("--json", action="store_true")

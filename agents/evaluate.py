@@ -2,7 +2,7 @@
 
 Held-out instances are env resets with seeds EVAL_SEED_BASE + 1000 * seed + i, far from the
 training seeds (seed .. seed + n_envs - 1, then unseeded auto-resets), and on all of the
-scenario's time slots. Every policy sees the same instances.
+scenario's time steps. Every policy sees the same instances.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def evaluate_player(player, env_id: str, env_kwargs: dict, episodes: int, seed: 
     for s in eval_seeds(seed, episodes):
         obs, _ = env.reset(seed=s)
         placement = player.start(env)
-        if placement is not None and not player.plays_through_env(placement, env.unwrapped.episode):
+        if placement is not None and not player.plays_through_env(placement, env.unwrapped.problem):
             lat, ref = score_on_episode(env, placement)
         else:
             done = False

@@ -16,8 +16,12 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-CANDIDATE_KEYS = ("candidate_cost", "candidate_seat_rank", "candidate_marginal", "candidate_occupancy",
-                  "candidate_rate", "candidate_coactivation", "action_mask")
+
+
+def candidate_keys(observation_space: spaces.Dict) -> list[str]:
+    """The per-candidate entries, by the observation builder's naming rule (`candidate_*`
+    and `action_mask`), so a new feature reaches the policy unedited."""
+    return [k for k in observation_space.spaces if k.startswith("candidate_") or k == "action_mask"]
 
 
 class CandidateExtractor(BaseFeaturesExtractor):
@@ -28,12 +32,13 @@ class CandidateExtractor(BaseFeaturesExtractor):
         n_expert = observation_space["expert"].shape[0]
         super().__init__(observation_space, features_dim=C + 2 * hidden)
         self.n_candidates = C
-        self.encoder = nn.Sequential(nn.Linear(len(CANDIDATE_KEYS) + n_expert, hidden), nn.ReLU(),
+        self.candidate_keys = candidate_keys(observation_space)
+        self.encoder = nn.Sequential(nn.Linear(len(self.candidate_keys) + n_expert, hidden), nn.ReLU(),
                                      nn.Linear(hidden, hidden), nn.ReLU())
         self.scorer = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, obs: dict) -> th.Tensor:
-        cand = th.stack([obs[k] for k in CANDIDATE_KEYS], dim=-1)            # (B, C, F)
+        cand = th.stack([obs[k] for k in self.candidate_keys], dim=-1)            # (B, C, F)
         expert = obs["expert"][:, None, :].expand(-1, cand.shape[1], -1)
         h = self.encoder(th.cat([cand, expert], dim=-1))                      # (B, C, H)
         mask = obs["action_mask"][..., None]

@@ -40,9 +40,9 @@ DEFAULT_HYPERPARAMETERS = {
     "max_grad_norm": 0.5,
     "hidden": 64,
 }
-# Episodes score on this many random time slots (of the scenario's), for faster steps;
+# Episodes score on this many random time steps (of the scenario's), for faster steps;
 # evaluation always uses every slot.
-DEFAULT_TRAIN_SLOTS = 16
+DEFAULT_TRAIN_TIME_STEPS = 16
 
 
 class TrainingCurve(BaseCallback):
@@ -107,8 +107,8 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
     from xnet_gym.scenario import load_scenario
 
     kwargs = {"scenario": scenario, **(env_kwargs or {})}
-    if kwargs.get("train_slots") is None:
-        kwargs["train_slots"] = min(DEFAULT_TRAIN_SLOTS, load_scenario(scenario).evaluation.slots)
+    if kwargs.get("train_time_steps") is None:
+        kwargs["train_time_steps"] = min(DEFAULT_TRAIN_TIME_STEPS, load_scenario(scenario).evaluation.time_steps)
 
     gym.make(env_id, **kwargs).close()   # bad env kwargs fail here, before any worker starts
     venv = make_train_env(env_id, kwargs, algo, hp["n_envs"], seed)

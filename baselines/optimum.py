@@ -26,13 +26,13 @@ from scipy.sparse import coo_matrix
 from xnet_gym.analytic import analytic_placement, layer_costs
 from xnet_gym.errors import ScenarioError, check_int, check_positive, field_error
 from xnet_gym.instance import Instance
-from xnet_gym.latency import evaluate_stages, slot_leg_costs_s
+from xnet_gym.latency import evaluate_stages, leg_costs_s
 from xnet_gym.placement import Placement
 
 
 def _slot_costs(instance: Instance, gateways, layer: int, cand: np.ndarray) -> np.ndarray:
     """(K, n) one expert's stage cost on each candidate in each slot (outage legs at the penalty)."""
-    return slot_leg_costs_s(instance, gateways, layer, cand) + instance.expert_time_s[cand][None, :]
+    return leg_costs_s(instance, gateways, layer, cand) + instance.expert_time_s[cand][None, :]
 
 
 class Optimum:

@@ -30,12 +30,12 @@ def timed(fn, repeat):
 def main():
     t_build, inst = timed(lambda: build_instance("paper"), 3)
     t_first, placement = timed(lambda: analytic_placement(build_instance("paper")), 3)
-    print(f"paper, 200 slots: build (geometry, links, trace)              {t_build:8.3f} s")
-    print(f"paper, 200 slots: build + shortest paths + analytic placement  {t_first:8.3f} s   (target <= 5 s)")
+    print(f"paper, 200 time steps: build (geometry, links, trace)              {t_build:8.3f} s")
+    print(f"paper, 200 time steps: build + shortest paths + analytic placement  {t_first:8.3f} s   (target <= 5 s)")
     placement = analytic_placement(inst)
     evaluate(inst, placement)
     t_eval, rep = timed(lambda: evaluate(inst, placement), 20)
-    print(f"evaluate full model, max, {len(inst.slots)} slots, {inst.trace.n_tokens} tokens (paths cached)"
+    print(f"evaluate full model, max, {len(inst.time_steps)} time steps, {inst.trace.n_tokens} tokens (paths cached)"
           f" {1e3 * t_eval:8.2f} ms  (target <= 100 ms); latency {rep.latency_s:.4f} s/token")
     rand = [baselines.RandPlace(seed=s).solve(inst) for s in range(3)]
     t_cold = statistics.median([timed(lambda p=p: evaluate(inst, p), 1)[0] for p in rand])
@@ -43,7 +43,7 @@ def main():
 
     sc = load_scenario("paper")
     big = dataclasses.replace(sc, constellation=WalkerSpec("delta", 100, 100, 550.0, 53.0, 1),
-                              evaluation=EvaluationSpec(slots=1))
+                              evaluation=EvaluationSpec(time_steps=1))
 
     def big_run():
         i = build_instance(big)

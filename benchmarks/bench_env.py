@@ -41,18 +41,18 @@ def main():
     cart = steps_per_s(gym.make("CartPole-v1"))
     rows = [("CartPole-v1", cart)]
     for label, env_id, kw in [
-        ("ExpertPlacement-v0 paper, all 200 slots", "xnet_gym/ExpertPlacement-v0", {}),
-        ("ExpertPlacement-v0 paper, train_slots=16", "xnet_gym/ExpertPlacement-v0", {"train_slots": 16}),
-        ("ExpertPlacement-v0 deepseek-esft (real trace), tokens=512, train_slots=8",
-         "xnet_gym/ExpertPlacement-v0", {"scenario": "deepseek-esft", "tokens": 512, "train_slots": 8}),
-        ("ModelPlacement-v0 paper, all 200 slots", "xnet_gym/ModelPlacement-v0", {}),
-        ("ModelPlacement-v0 paper, train_slots=16", "xnet_gym/ModelPlacement-v0", {"train_slots": 16}),
+        ("ExpertPlacement-v0 paper, all 200 time steps", "xnet_gym/ExpertPlacement-v0", {}),
+        ("ExpertPlacement-v0 paper, train_time_steps=16", "xnet_gym/ExpertPlacement-v0", {"train_time_steps": 16}),
+        ("ExpertPlacement-v0 deepseek-esft (real trace), tokens=512, train_time_steps=8",
+         "xnet_gym/ExpertPlacement-v0", {"scenario": "deepseek-esft", "tokens": 512, "train_time_steps": 8}),
+        ("ModelPlacement-v0 paper, all 200 time steps", "xnet_gym/ModelPlacement-v0", {}),
+        ("ModelPlacement-v0 paper, train_time_steps=16", "xnet_gym/ModelPlacement-v0", {"train_time_steps": 16}),
     ]:
         rows.append((label, steps_per_s(gym.make(env_id, **{"scenario": "paper", **kw}))))
     for mode in ("sync", "async"):
         venv = gym.make_vec("xnet_gym/ExpertPlacement-v0", num_envs=8, vectorization_mode=mode,
-                            scenario="paper", train_slots=16)
-        rows.append((f"make_vec x8 ({mode}) ExpertPlacement-v0, train_slots=16", vec_steps_per_s(venv)))
+                            scenario="paper", train_time_steps=16)
+        rows.append((f"make_vec x8 ({mode}) ExpertPlacement-v0, train_time_steps=16", vec_steps_per_s(venv)))
         venv.close()
     print(f"{'env':<74}{'steps/s':>10}{'cost / CartPole step':>22}")
     for label, sps in rows:

@@ -47,5 +47,5 @@ preset = "tiny"
 [activation]
 tokens = 50
 [evaluation]
-slots = 2
+time_steps = 2
 """

@@ -78,9 +78,9 @@ def test_cheapest_free_wrapper_action_zero_is_the_closed_form(scenario):
 
     from agents.wrappers import CheapestFreeAction
 
-    kw = {"slots": 6, "tokens": 300} if scenario != "paper" else {}
+    kw = {"time_steps": 6, "tokens": 300} if scenario != "paper" else {}
     env = CheapestFreeAction(gym.make(EXPERT, scenario=scenario, expert_order="frequency", objective="weighted",
-                                      train_slots=4, **kw))
+                                      train_time_steps=4, **kw))
     for seed in range(3):
         obs, _ = env.reset(seed=seed)
         total, done = 0.0, False

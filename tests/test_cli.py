@@ -37,5 +37,5 @@ def test_compare_table_and_bad_arguments(capsys):
     assert main(["compare", "--scenario", "tiny", "--solvers", "magic"]) == 2
     assert "solver = 'magic': unknown solver" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["compare", "--slots", "-3"])
+        main(["compare", "--time-steps", "-3"])
     assert "-3 must be >= 1" in capsys.readouterr().err

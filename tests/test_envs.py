@@ -6,6 +6,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import xnet_gym  # noqa: F401  (registers the ids)
 from xnet_gym.analytic import analytic_placement
+from xnet_gym.envs import scoring
+from xnet_gym.envs.observation import normalised_cost
 from xnet_gym.envs.reward import INVALID_ACTION_PENALTY
 from xnet_gym.errors import ScenarioError, XnetError
 from xnet_gym.placement import Placement
@@ -42,10 +44,10 @@ def masked_random(rng):
 
 
 @pytest.mark.parametrize("env_id,kwargs", [
-    (EXPERT, {"scenario": "paper", "train_slots": 16}),
+    (EXPERT, {"scenario": "paper", "train_time_steps": 16}),
     (EXPERT, {"scenario": "tiny", "reward": "sparse", "expert_order": "random"}),
     (MODEL, {"scenario": "tiny"}),
-    (MODEL, {"scenario": "paper", "train_slots": 8, "tokens": 500}),
+    (MODEL, {"scenario": "paper", "train_time_steps": 8, "tokens": 500}),
 ])
 def test_env_checkers(env_id, kwargs):
     env = gym.make(env_id, **kwargs)
@@ -57,10 +59,10 @@ def test_env_checkers(env_id, kwargs):
 @pytest.mark.parametrize("reward", ["dense", "sparse"])
 @pytest.mark.parametrize("objective", ["max", "weighted"])
 @pytest.mark.parametrize("scenario,kwargs", [
-    ("paper", {"train_slots": 20}),
-    ("paper", {"train_slots": 16}),
+    ("paper", {"train_time_steps": 20}),
+    ("paper", {"train_time_steps": 16}),
     ("paper", {}),
-    ("deepseek-esft-packed", {"train_slots": 7, "slots": 12, "tokens": 400}),
+    ("deepseek-esft-packed", {"train_time_steps": 7, "time_steps": 12, "tokens": 400}),
 ])
 def test_analytic_policy_scores_minus_one_and_equals_sort_match(reward, objective, scenario, kwargs):
     """Exactly -1.0, also for episodes deep in a generator block (only the first is seeded):
@@ -69,10 +71,10 @@ def test_analytic_policy_scores_minus_one_and_equals_sort_match(reward, objectiv
     E = env.unwrapped.generator.base.n_experts
     for i in range(9):
         total, steps, infos = play(env, analytic, seed=i if i % 3 == 0 else None)
-        ep = env.unwrapped.episode
+        ep = env.unwrapped.problem
         assert total == pytest.approx(-1.0, abs=1e-9)
         assert steps == E
-        layer = int(ep.layers[0])
+        layer = int(ep.rows.layers[0])
         core = analytic_placement(ep.instance)
         np.testing.assert_array_equal(infos[-1]["placement"].experts[layer], core.experts[layer])
         assert infos[-1]["ratio_to_analytic"] == 1.0
@@ -80,17 +82,17 @@ def test_analytic_policy_scores_minus_one_and_equals_sort_match(reward, objectiv
 
 
 def test_model_env_analytic_return_and_placement():
-    env = gym.make(MODEL, scenario="paper", train_slots=10, expert_order="frequency")
+    env = gym.make(MODEL, scenario="paper", train_time_steps=10, expert_order="frequency")
     total, steps, infos = play(env, analytic, seed=3)
     assert steps == 32 * 8
     assert total == pytest.approx(-1.0, abs=1e-9)
-    ep = env.unwrapped.episode
+    ep = env.unwrapped.problem
     assert infos[-1]["placement"] == analytic_placement(ep.instance)
     assert infos[-1]["latency_s"] == pytest.approx(infos[-1]["analytic_latency_s"], rel=1e-15)
 
 
 def test_random_policy_never_beats_analytic_under_weighted():
-    env = gym.make(EXPERT, scenario="paper", objective="weighted", train_slots=12)
+    env = gym.make(EXPERT, scenario="paper", objective="weighted", train_time_steps=12)
     rng = np.random.default_rng(0)
     returns = [play(env, masked_random(rng), seed=s)[0] for s in range(150)]
     assert max(returns) <= -1.0 + 1e-12
@@ -102,7 +104,7 @@ def test_random_policy_never_beats_analytic_under_weighted():
 
 def test_same_seed_same_episode():
     def trace(seed):
-        env = gym.make(EXPERT, scenario="paper", train_slots=16)
+        env = gym.make(EXPERT, scenario="paper", train_time_steps=16)
         env.action_space.seed(seed)
         obs, _ = env.reset(seed=seed)
         out = [obs]
@@ -124,14 +126,14 @@ def test_same_seed_same_episode_sequence():
         out = []
         for i in range(n):
             env.reset(seed=seed if i == 0 else None)
-            ep = env.unwrapped.episode
-            out.append((int(ep.layers[0]), ep.reference_s, ep.probabilities.tobytes(), ep.cost_s.tobytes()))
+            ep = env.unwrapped.problem
+            out.append((int(ep.rows.layers[0]), ep.reference_s, ep.rows.probabilities.tobytes(), ep.rows.cost_s.tobytes()))
         return out
 
-    env = gym.make(EXPERT, scenario="paper", train_slots=16)
+    env = gym.make(EXPERT, scenario="paper", train_time_steps=16)
     first = layers_and_refs(env, 70, 3)          # crosses a block boundary (64)
     again = layers_and_refs(env, 5, 3)           # reseeded mid-block
-    other = layers_and_refs(gym.make(EXPERT, scenario="paper", train_slots=16), 70, 3)
+    other = layers_and_refs(gym.make(EXPERT, scenario="paper", train_time_steps=16), 70, 3)
     assert first == other
     assert again == first[:5]
     assert len({r for _, r, _, _ in first}) == 70  # every episode is a fresh draw
@@ -148,15 +150,15 @@ def test_invalid_action_goes_to_cheapest_free_and_is_penalised():
     env = gym.make(EXPERT, scenario="tiny", layer=1, reward="sparse")
     env.reset(seed=0)
     u = env.unwrapped
-    ep = u.episode
+    ep = u.problem
     first = u.analytic_action()
     _, r, _, _, info = env.step(first)
     assert r == 0.0 and info["invalid_action"] is False
     _, r, _, _, info = env.step(first)          # the same satellite is now full
     assert info["invalid_action"] is True
     assert r == pytest.approx(-INVALID_ACTION_PENALTY)
-    cost = np.where(np.arange(len(ep.cost_s[0])) == first, np.inf, ep.cost_s[0])
-    assert u._experts[1, ep.order[0, 1]] == ep.candidates[0, int(np.argmin(cost))]
+    cost = np.where(np.arange(len(ep.rows.cost_s[0])) == first, np.inf, ep.rows.cost_s[0])
+    assert u.assignment[0, ep.rows.order[0, 1]] == int(np.argmin(cost))
     total = r
     done = False
     while not done:
@@ -167,7 +169,7 @@ def test_invalid_action_goes_to_cheapest_free_and_is_penalised():
 
 
 def test_padded_action_is_invalid_not_an_error():
-    env = gym.make(EXPERT, scenario="kuiper-630", layer=5, train_slots=4, slots=20)
+    env = gym.make(EXPERT, scenario="kuiper-630", layer=5, train_time_steps=4, time_steps=20)
     obs, _ = env.reset(seed=0)
     n = int(obs["action_mask"].sum())
     assert n < env.action_space.n       # layer 5's subnet is smaller than the largest
@@ -182,8 +184,8 @@ def test_bad_kwargs_and_actions():
         gym.make(EXPERT, scenario="tiny", layer=3)
     with pytest.raises(ScenarioError, match=r"expert_order = 'alphabetical': allowed: index, frequency, random"):
         gym.make(EXPERT, scenario="tiny", expert_order="alphabetical")
-    with pytest.raises(ScenarioError, match=r"train_slots = 0"):
-        gym.make(EXPERT, scenario="tiny", train_slots=0)
+    with pytest.raises(ScenarioError, match=r"train_time_steps = 0"):
+        gym.make(EXPERT, scenario="tiny", train_time_steps=0)
     with pytest.raises(XnetError, match=r"reward = 'shaped'"):
         gym.make(EXPERT, scenario="tiny", reward="shaped")
     env = gym.make(EXPERT, scenario="tiny")
@@ -202,16 +204,16 @@ def test_reset_options_pin_layer_and_trace():
     env = gym.make(EXPERT, scenario="tiny")
     trace = zipf_trace(3, 4, 2, 64, 1.0, np.random.default_rng(3))
     env.reset(seed=0, options={"layer": 2, "trace": trace})
-    ep = env.unwrapped.episode
-    assert ep.layers.tolist() == [2]
-    np.testing.assert_array_equal(ep.probabilities[0], trace.probabilities()[2])
+    ep = env.unwrapped.problem
+    assert ep.rows.layers.tolist() == [2]
+    np.testing.assert_array_equal(ep.rows.probabilities[0], trace.probabilities()[2])
 
 
 def test_frequency_order_places_most_active_first():
-    env = gym.make(EXPERT, scenario="paper", expert_order="frequency", train_slots=4)
+    env = gym.make(EXPERT, scenario="paper", expert_order="frequency", train_time_steps=4)
     obs, _ = env.reset(seed=1)
-    ep = env.unwrapped.episode
-    p = ep.probabilities[0][ep.order[0]]
+    ep = env.unwrapped.problem
+    p = ep.rows.probabilities[0][ep.rows.order[0]]
     assert np.all(np.diff(p) <= 0)
     assert obs["expert"][1] == 0.0      # rank of the first expert: the most active
 
@@ -262,24 +264,24 @@ def test_episode_scoring_equals_the_evaluator(objective, scenario):
     """The env scores from per-slot leg tables; they must give the evaluator's exact value."""
     from xnet_gym.latency import evaluate_stages
 
-    kw = {"slots": 6, "tokens": 300} if scenario != "paper" else {}
-    env = gym.make(EXPERT, scenario=scenario, objective=objective, train_slots=5, **kw)
+    kw = {"time_steps": 6, "tokens": 300} if scenario != "paper" else {}
+    env = gym.make(EXPERT, scenario=scenario, objective=objective, train_time_steps=5, **kw)
     rng = np.random.default_rng(2)
     for seed in range(4):
         total, _, infos = play(env, masked_random(rng), seed=seed)
-        ep = env.unwrapped.episode
-        layer = int(ep.layers[0])
+        ep = env.unwrapped.problem
+        layer = int(ep.rows.layers[0])
         placement = infos[-1]["placement"]
         direct = evaluate_stages(ep.instance, placement, [layer]).stage_s[0]
         assert infos[-1]["latency_s"] == pytest.approx(direct, rel=1e-12)
-        ref = evaluate_stages(ep.instance, ep.base, [layer]).stage_s[0]
+        ref = evaluate_stages(ep.instance, ep.reference, [layer]).stage_s[0]
         assert infos[-1]["analytic_latency_s"] == pytest.approx(ref, rel=1e-12)
-        assert len(ep.instance.slots) == 5
+        assert len(ep.instance.time_steps) == 5
 
 
 @pytest.mark.parametrize("scenario,kwargs", [
-    ("paper", {"train_slots": 4}),
-    ("deepseek-esft-packed", {"train_slots": 3, "slots": 6, "tokens": 300}),
+    ("paper", {"train_time_steps": 4}),
+    ("deepseek-esft-packed", {"train_time_steps": 3, "time_steps": 6, "tokens": 300}),
 ])
 def test_marginal_observation_matches_its_definition(scenario, kwargs):
     """candidate_marginal[c] = E[max(cost_norm[c], worst cost_norm of the co-active experts
@@ -288,12 +290,12 @@ def test_marginal_observation_matches_its_definition(scenario, kwargs):
     rng = np.random.default_rng(4)
     for seed in range(3):
         obs, _ = env.reset(seed=seed)
-        ep = env.unwrapped.episode
-        sets, weights = ep.set_members[0]
-        cn = ep.cost_norm[0].astype(float)
+        ep = env.unwrapped.problem
+        sets, weights = ep.rows.sets[0], ep.rows.counts[0] / ep.rows.counts[0].sum()
+        cn = normalised_cost(ep.rows)[0].astype(float)
         placed = {}                                   # expert -> candidate index
-        for j in range(ep.n_experts):
-            e = int(ep.order[0, j])
+        for j in range(ep.spec.n_experts):
+            e = int(ep.rows.order[0, j])
             rows = [r for r in range(len(sets)) if e in sets[r] and weights[r] > 0]
             if rows:
                 want = np.zeros_like(cn)
@@ -336,15 +338,15 @@ def test_every_generator_path_scores_through_the_evaluator(env_id, variant, tmp_
     env = gym.make(env_id, **{"scenario": "tiny", **kwargs})
     for i in range(4):
         total, _, infos = play(env, analytic, seed=11 if i == 0 else None)
-        ep = env.unwrapped.episode
+        ep = env.unwrapped.problem
         placement = infos[-1]["placement"]
         assert infos[-1]["ratio_to_analytic"] == 1.0 and total == pytest.approx(-1.0, abs=1e-12)
         core = analytic_placement(ep.instance, placement.gateways)
-        np.testing.assert_array_equal(placement.experts[ep.layers], core.experts[ep.layers])
-        if ep.whole_model:
+        np.testing.assert_array_equal(placement.experts[ep.rows.layers], core.experts[ep.rows.layers])
+        if ep.scope == "token":
             direct = evaluate(ep.instance, placement).latency_s
         else:
-            direct = evaluate_stages(ep.instance, placement, ep.layers).stage_s[0]
+            direct = evaluate_stages(ep.instance, placement, ep.rows.layers).stage_s[0]
         assert infos[-1]["latency_s"] == pytest.approx(direct, rel=1e-12)
 
 
@@ -352,16 +354,16 @@ def test_objective_of_any_placement_is_the_evaluators():
     """objective_s takes any placement: off the episode's candidates it still scores exactly."""
     from xnet_gym.latency import evaluate_stages
 
-    env = gym.make(EXPERT, scenario="paper", train_slots=6)
+    env = gym.make(EXPERT, scenario="paper", train_time_steps=6)
     env.reset(seed=1)
     u = env.unwrapped
-    ep = u.episode
-    layer = int(ep.layers[0])
-    experts = ep.base.experts.copy()
-    outside = np.setdiff1d(np.arange(u.generator.base.n_satellites), ep.candidates[0])
-    outside = outside[outside != ep.base.gateways[layer]]
+    ep = u.problem
+    layer = int(ep.rows.layers[0])
+    experts = ep.reference.experts.copy()
+    outside = np.setdiff1d(np.arange(u.generator.base.n_satellites), ep.rows.candidates[0])
+    outside = outside[outside != ep.reference.gateways[layer]]
     experts[layer, 0] = outside[0]                      # same gateways, one expert off the subnet
-    moved = Placement(ep.base.gateways, experts)
+    moved = Placement(ep.reference.gateways, experts)
     direct = evaluate_stages(ep.instance, moved, [layer]).stage_s[0]
-    assert u.generator.objective_s(ep, moved) == pytest.approx(direct, rel=1e-12)
-    assert u.generator.objective_s(ep, ep.base) == ep.reference_s
+    assert scoring.objective_s(ep, moved) == pytest.approx(direct, rel=1e-12)
+    assert scoring.objective_s(ep, ep.reference) == ep.reference_s

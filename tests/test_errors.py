@@ -32,8 +32,8 @@ def scenario_with(tmp_path, old, new):
     ("[evaluation]", "[links]\nlink_survival = 1.5\n[evaluation]", ["links.link_survival", "1.5", "(0, 1]"]),
     ("[evaluation]", "[placement]\nexperts_per_satellite = 0\n[evaluation]",
      ["placement.experts_per_satellite", "0", ">= 1"]),
-    ("slots = 2", "slots = 2\nobjective = \"mean\"", ["evaluation.objective", "'mean'", "max, weighted"]),
-    ("slots = 2", "slotz = 2", ["evaluation.slotz", "unknown key"]),
+    ("time_steps = 2", "time_steps = 2\nobjective = \"mean\"", ["evaluation.objective", "'mean'", "max, weighted"]),
+    ("time_steps = 2", "slotz = 2", ["evaluation.slotz", "unknown key"]),
     ('preset = "tiny"', 'preset = "gpt-5"', ["model.preset", "'gpt-5'", "tiny"]),
     ("planes = 3", 'planes = "three"', ["constellation.planes", "'three'", "int"]),
 ])
@@ -147,8 +147,8 @@ def test_env_reset_options_and_calls_out_of_order():
     env = gym.make("xnet_gym/ExpertPlacement-v0", scenario="tiny")
     with pytest.raises(XnetError, match=r"analytic_action\(\) needs an episode in progress"):
         env.unwrapped.analytic_action()
-    with pytest.raises(ScenarioError, match=r"reset options = \['slots'\]: allowed keys: layer, trace"):
-        env.reset(seed=0, options={"slots": 3})
+    with pytest.raises(ScenarioError, match=r"reset options = \['time_steps'\]: allowed keys: layer, trace"):
+        env.reset(seed=0, options={"time_steps": 3})
     with pytest.raises(ScenarioError, match=r"options\['trace'\] = 'ndarray': must be an xnet_gym.activation.ActivationTrace"):
         env.reset(seed=0, options={"trace": np.zeros((3, 10, 2), dtype=int)})
     wrong = zipf_trace(2, 4, 2, 50, 1.0, np.random.default_rng(0))     # tiny has 3 layers
@@ -160,4 +160,4 @@ def test_env_reset_options_and_calls_out_of_order():
     with pytest.raises(ScenarioError, match=r"options\['layer'\] = 1: ModelPlacement places every layer"):
         model.reset(seed=0, options={"layer": 1})
     with pytest.raises(ScenarioError, match=r"block_size = 0: must be an integer >= 1"):
-        PlacementGenerator("tiny", whole_model=False, block_size=0)
+        PlacementGenerator("tiny", scope="stage", block_size=0)

@@ -36,7 +36,7 @@ def naive_latency(inst, placement):
     probs = inst.trace.probabilities()
     kk = inst.trace.top_k
     total, bad, legs, n = 0.0, 0, 0, 0
-    for k in inst.slots:
+    for k in inst.time_steps:
         for t in range(inst.trace.n_tokens):
             T = model.lm_head_flops / rate[gw[0]]
             for layer in range(L):
@@ -68,7 +68,7 @@ def naive_latency(inst, placement):
             nxt = gw[(layer + 1) % L] if inst.route == "forward" else g
             for e in range(inst.n_experts):
                 s = placement.experts[layer, e]
-                c = np.mean([leg(k, g, s)[0] + leg(k, s, nxt)[0] for k in inst.slots])
+                c = np.mean([leg(k, g, s)[0] + leg(k, s, nxt)[0] for k in inst.time_steps])
                 total += n * probs[layer, e] / kk * (c + model.expert_flops / rate[s])
     return total / n, bad / legs
 
@@ -111,7 +111,7 @@ def test_back_to_back_compute_on_a_shared_satellite():
     sc = dataclasses.replace(inst.scenario, placement=PlacementSpec(experts_per_satellite=2))
     inst = build_instance(sc)
     trace = ActivationTrace(np.tile(np.array([0, 1]), (3, 1, 1)), 4)
-    inst = inst.with_trace(trace).with_slots([0])
+    inst = inst.with_trace(trace).with_time_steps([0])
     g = inst.layout.central_gateways
     experts = np.stack([np.repeat(inst.layout.candidates(layer)[:2], 2) for layer in range(3)])
     p = Placement(g, experts)   # experts 0, 1 share candidate 0; experts 2, 3 share candidate 1
@@ -132,7 +132,7 @@ def test_back_to_back_compute_on_a_shared_satellite():
 
 
 def test_paper_reproduces_the_ordering(paper):
-    inst = paper.with_slots(np.arange(0, 200, 10))
+    inst = paper.with_time_steps(np.arange(0, 200, 10))
     lat = {}
     for name in baselines.PAPER_STRATEGIES:
         cls = baselines.SOLVERS[name]

@@ -6,7 +6,7 @@ from xnet_gym.topology import LinkSpec, Topology
 
 
 def make_topology(**links):
-    c = Constellation.walker(WalkerSpec("delta", 6, 9, 550.0, 53.0, 2), slots=5)
+    c = Constellation.walker(WalkerSpec("delta", 6, 9, 550.0, 53.0, 2), time_steps=5)
     return Topology(c, LinkSpec(**links), message_bits=65536.0, rng=np.random.default_rng(3))
 
 

@@ -28,7 +28,7 @@ def test_tle_loader_propagates_every_satellite_of_the_shared_file():
 
 
 def test_inferred_grid_on_the_53_degree_shell():
-    c = from_tle(STARLINK_TLE, slots=3, max_isl_km=3000.0, **STARLINK_SHELL)
+    c = from_tle(STARLINK_TLE, time_steps=3, max_isl_km=3000.0, **STARLINK_SHELL)
     assert c.n_satellites == 1382
     degree = np.bincount(c.links.ravel(), minlength=c.n_satellites)
     assert degree.max() <= 4
@@ -70,7 +70,7 @@ def test_bad_tle_input(tmp_path):
     with pytest.raises(TleError, match=r"bad.tle:2 = .*69 characters \(got 60\)"):
         parse_tle_file(p)
     with pytest.raises(TleError, match=r"shell filter = .*selects no satellite of 1382"):
-        from_tle(STARLINK_TLE, inclination_deg=97.6, slots=1)
+        from_tle(STARLINK_TLE, inclination_deg=97.6, time_steps=1)
     with pytest.raises(TleError, match="no such TLE file"):
         parse_tle_file(tmp_path / "absent.tle")
 
@@ -78,7 +78,7 @@ def test_bad_tle_input(tmp_path):
 @pytest.mark.parametrize("scenario", ["deepseek-esft", "deepseek-esft-packed", "starlink-tle"])
 def test_envs_run_on_real_data_presets(scenario):
     for env_id in ("xnet_gym/ExpertPlacement-v0", "xnet_gym/ModelPlacement-v0"):
-        env = gym.make(env_id, scenario=scenario, slots=4, train_slots=2, tokens=256)
+        env = gym.make(env_id, scenario=scenario, time_steps=4, train_time_steps=2, tokens=256)
         gym_check_env(env.unwrapped, skip_render_check=True)
         sb3_check_env(env.unwrapped, warn=True)
         env.close()
@@ -88,7 +88,7 @@ def test_packed_capacity_is_honoured_everywhere():
     import baselines
     from xnet_gym.analytic import analytic_placement
 
-    inst = build_instance("deepseek-esft-packed", slots=2)
+    inst = build_instance("deepseek-esft-packed", time_steps=2)
     assert inst.capacity == 3
     for name in ("Space-XNet", "RandIntra-CG", "RandIntra", "RandPlace", "eplb"):
         cls = baselines.SOLVERS[name]
@@ -98,7 +98,7 @@ def test_packed_capacity_is_honoured_everywhere():
     p = analytic_placement(inst)
     assert np.bincount(p.experts[0]).max() == 3       # sort-match fills the cheapest seats first
     assert evaluate(inst, p).latency_s > 0
-    env = gym.make("xnet_gym/ExpertPlacement-v0", scenario="deepseek-esft-packed", slots=2, tokens=128, layer=0)
+    env = gym.make("xnet_gym/ExpertPlacement-v0", scenario="deepseek-esft-packed", time_steps=2, tokens=128, layer=0)
     env.reset(seed=0)
     u = env.unwrapped
     a = 0

@@ -59,7 +59,7 @@ def test_local_search_never_worse_than_its_start(seed):
 
 
 def test_time_limit_reports_the_bound_and_returns(paper):
-    inst = paper.with_slots(np.arange(0, 200, 5))
+    inst = paper.with_time_steps(np.arange(0, 200, 5))
     opt = Optimum(time_limit_s=0.05)
     t0 = time.perf_counter()
     p = opt.solve(inst)

@@ -29,9 +29,11 @@ class ActivationTrace:
     weights: np.ndarray | None = None
     source: str = ""
     check: InitVar[bool] = True
+    # {layer: (sets, counts)} already known to whoever built the trace: spares recounting.
+    known_sets: InitVar[dict | None] = None
 
-    def __post_init__(self, check: bool = True):
-        object.__setattr__(self, "_sets", {})
+    def __post_init__(self, check: bool = True, known_sets: dict | None = None):
+        object.__setattr__(self, "_sets", dict(known_sets or {}))
         object.__setattr__(self, "_probs", {})
         if not check:
             # Internally generated traces (the env's per-episode profiles) are valid by
@@ -224,10 +226,7 @@ def zipf_trace(layers: int, experts: int, top_k: int, tokens: int, alpha: float,
         x[layer] = np.repeat(sets, counts, axis=0)
         if shuffle:
             x[layer] = x[layer][rng.permutation(tokens)]
-    trace = ActivationTrace(x, experts, source=source, check=False)
-    for layer, drawn in enumerate(per_layer):
-        trace._sets[layer] = drawn
-    return trace
+    return ActivationTrace(x, experts, source=source, check=False, known_sets=dict(enumerate(per_layer)))
 
 
 def clustered_trace(layers: int, experts: int, top_k: int, tokens: int, alpha: float,

@@ -41,7 +41,7 @@ def _instance_from_args(args):
     from .activation import load_esft, load_trace_npz
     from .instance import build_instance
 
-    inst = build_instance(args.scenario, slots=args.slots, objective=args.objective, route=args.route)
+    inst = build_instance(args.scenario, time_steps=args.time_steps, objective=args.objective, route=args.route)
     if getattr(args, "trace", None):
         path = Path(args.trace)
         m = inst.model
@@ -72,9 +72,9 @@ def cmd_compare(args) -> int:
     rows = score_strategies(inst, solvers, random_seeds=args.random_seeds, seed=args.seed)
     if args.json:
         print(json.dumps({"scenario": inst.scenario.name, "objective": inst.objective, "route": inst.route,
-                          "slots": len(inst.slots), "tokens": inst.trace.n_tokens, "methods": rows}, indent=2))
+                          "time_steps": len(inst.time_steps), "tokens": inst.trace.n_tokens, "methods": rows}, indent=2))
     else:
-        title = (f"scenario {inst.scenario.name}: {len(inst.slots)} slots, {inst.trace.n_tokens} tokens, "
+        title = (f"scenario {inst.scenario.name}: {len(inst.time_steps)} time steps, {inst.trace.n_tokens} tokens, "
                  f"objective {inst.objective}, route {inst.route}; random rows: mean of {args.random_seeds} seeds")
         print(format_table(rows, title))
     return 0
@@ -82,7 +82,7 @@ def cmd_compare(args) -> int:
 
 def _add_instance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="paper", help="preset name or path to a scenario TOML (default: paper)")
-    p.add_argument("--slots", type=_positive_int, help="number of time slots (default: the scenario's)")
+    p.add_argument("--time-steps", type=_positive_int, help="number of time steps (default: the scenario's)")
     p.add_argument("--objective", choices=("max", "weighted"), help="default: the scenario's")
     p.add_argument("--route", choices=("forward", "return"), help="default: the scenario's")
 

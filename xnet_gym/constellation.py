@@ -1,4 +1,4 @@
-"""Walker constellations: satellite positions and velocities over the scenario's time slots.
+"""Walker constellations: satellite positions and velocities over the scenario's time steps.
 
 Geometry follows DESIGN.md section 2. Satellite index n = p * S + s for plane p and slot s.
 Orbits are circular; positions are ECI in km, velocities in km/s (the analytic derivative).
@@ -63,7 +63,7 @@ class WalkerSpec:
 
 @dataclass(frozen=True, eq=False)
 class Constellation:
-    """Satellite states over K time slots.
+    """Satellite states over K time steps.
 
     `plane` and `slot` give each satellite's (p, s) grid index; for a Walker shell they are
     exact, for a TLE shell (`from_tle`) they are inferred. `links` (M, 2) is the +Grid of
@@ -86,7 +86,7 @@ class Constellation:
         return self.positions_km.shape[1]
 
     @property
-    def n_slots(self) -> int:
+    def n_time_steps(self) -> int:
         return self.positions_km.shape[0]
 
     @property
@@ -96,13 +96,13 @@ class Constellation:
         return np.degrees(np.arcsin(self.positions_km[..., 2] / r))
 
     @classmethod
-    def walker(cls, spec: WalkerSpec, slots: int) -> "Constellation":
-        if isinstance(slots, bool) or not isinstance(slots, (int, np.integer)) or slots < 1:
-            raise field_error(ScenarioError, "evaluation.slots", slots, "must be an integer >= 1")
+    def walker(cls, spec: WalkerSpec, time_steps: int) -> "Constellation":
+        if isinstance(time_steps, bool) or not isinstance(time_steps, (int, np.integer)) or time_steps < 1:
+            raise field_error(ScenarioError, "evaluation.time_steps", time_steps, "must be an integer >= 1")
         P, S, F = spec.planes, spec.sats_per_plane, spec.phasing
         a = spec.semi_major_axis_km
         w = spec.mean_motion_rad_s
-        times_s = np.arange(slots) * (spec.period_s / slots)
+        times_s = np.arange(time_steps) * (spec.period_s / time_steps)
         spread = 2.0 * np.pi if spec.pattern == "delta" else np.pi
         plane = np.repeat(np.arange(P), S)
         slot = np.tile(np.arange(S), P)

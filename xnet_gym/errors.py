@@ -41,3 +41,19 @@ def check_positive(cls, field: str, value) -> float:
     if not ok or not math.isfinite(value) or value <= 0:
         raise field_error(cls, field, value, "must be a finite number > 0")
     return float(value)
+
+
+def check_bool(cls, field: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise field_error(cls, field, value, "must be True or False")
+    return bool(value)
+
+
+def check_choice(cls, field: str, value, allowed) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise field_error(cls, field, value, f"allowed: {', '.join(allowed)}")
+    return value
+
+
+class ActionError(XnetError):
+    """An env action is not an integer in the action space, or a step is out of order."""

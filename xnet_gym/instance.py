@@ -1,7 +1,7 @@
 """An Instance: everything a placement is solved and scored on, built from a Scenario.
 
 scenario -> (constellation, topology, model, trace, ring layout) -> Instance. Instances are
-cheap to re-slice (`with_slots`, `with_trace`, `with_objective`): the topology and its
+cheap to re-slice (`with_time_steps`, `with_trace`, `with_objective`): the topology and its
 shortest-path cache are shared.
 """
 
@@ -29,7 +29,7 @@ class Instance:
     trace: ActivationTrace
     layout: RingLayout
     rate_flops: np.ndarray          # (N,) effective compute rate of each satellite
-    slots: np.ndarray               # indices into the topology's time slots
+    time_steps: np.ndarray             # indices into the topology's time steps
     objective: str
     route: str
 
@@ -62,8 +62,8 @@ class Instance:
         """(N,) compute time of one expert on each satellite."""
         return self.model.expert_flops / self.rate_flops
 
-    def with_slots(self, slots) -> "Instance":
-        return dataclasses.replace(self, slots=np.asarray(slots, dtype=np.int64))
+    def with_time_steps(self, time_steps) -> "Instance":
+        return dataclasses.replace(self, time_steps=np.asarray(time_steps, dtype=np.int64))
 
     def with_trace(self, trace: ActivationTrace) -> "Instance":
         if trace.n_layers != self.n_layers or trace.n_experts != self.n_experts:
@@ -104,21 +104,21 @@ def make_trace(scenario: Scenario, rng: np.random.Generator) -> ActivationTrace:
 
 def build_constellation(scenario: Scenario) -> Constellation:
     spec = scenario.constellation
-    slots = scenario.evaluation.slots
+    time_steps = scenario.evaluation.time_steps
     if isinstance(spec, WalkerSpec):
-        return Constellation.walker(spec, slots)
+        return Constellation.walker(spec, time_steps)
     from .tle import constellation_from_tle_spec
-    return constellation_from_tle_spec(scenario, slots)
+    return constellation_from_tle_spec(scenario, time_steps)
 
 
-def build_instance(scenario, rng: np.random.Generator | None = None, *, slots: int | None = None,
+def build_instance(scenario, rng: np.random.Generator | None = None, *, time_steps: int | None = None,
                    objective: str | None = None, route: str | None = None) -> Instance:
     """Build the instance of a scenario (preset name, path or Scenario).
 
     One Generator, seeded from `scenario.seed` unless given, draws the link outages and then
     the synthetic trace, so the same seed gives the same instance bit for bit.
     """
-    scenario = load_scenario(scenario).with_evaluation(slots=slots, objective=objective, route=route)
+    scenario = load_scenario(scenario).with_evaluation(time_steps=time_steps, objective=objective, route=route)
     rng = np.random.default_rng(scenario.seed) if rng is None else rng
     constellation = build_constellation(scenario)
     topology = Topology(constellation, scenario.links, scenario.model.message_bits, rng)
@@ -140,4 +140,4 @@ def build_instance(scenario, rng: np.random.Generator | None = None, *, slots: i
                           f"needs one value per satellite ({constellation.n_satellites})")
     ev = scenario.evaluation
     return Instance(scenario, constellation, topology, trace, layout, rate,
-                    np.arange(constellation.n_slots), ev.objective, ev.route)
+                    np.arange(constellation.n_time_steps), ev.objective, ev.route)

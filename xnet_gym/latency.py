@@ -1,11 +1,11 @@
 """The one latency evaluator (DESIGN.md section 2). Everything scores placements here.
 
-Token latency per slot and token:
+Token latency per time step and token:
     T = t_lm + sum_l [ t_attn(l) + max_{e in A_l} ( d(g_l, s_e) + m_e t_expert(s_e) + d(s_e, g_next) ) ]
 with m_e the number of the token's active experts on s_e's satellite (back-to-back compute).
 `objective = "weighted"` replaces the max by sum_e (p_e / k) (...) with m_e = 1. A leg with no
-path in a slot costs `outage_penalty_s`. The trace is compressed into distinct active sets per
-layer, so the cost is O(slots x distinct sets x k) per layer, not O(slots x tokens).
+path in a time step costs `outage_penalty_s`. The trace is compressed into distinct active sets per
+layer, so the cost is O(time steps x distinct sets x k) per layer, not O(time steps x tokens).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .placement import Placement
 
 
 def _legs(instance: Instance, gateways: np.ndarray, layers: np.ndarray, sats: np.ndarray):
-    """Path legs of each (layer, satellite) pair over the instance's slots.
+    """Path legs of each (layer, satellite) pair over the instance's time steps.
 
     Returns (propagation_s, unreachable_legs), both (K, n): the finite part of
     d(g_l, s) + d(s, g_next) and how many of the two legs have no path.
@@ -28,7 +28,7 @@ def _legs(instance: Instance, gateways: np.ndarray, layers: np.ndarray, sats: np
     dist, row, nxt_row = instance.topology.distance_rows(gateways)
     if instance.route == "return":
         nxt_row = row
-    k = instance.slots[:, None]
+    k = instance.time_steps[:, None]
     leg_in = dist[k, row[layers][None, :], sats[None, :]]
     leg_out = dist[k, nxt_row[layers][None, :], sats[None, :]]
     bad_in, bad_out = np.isinf(leg_in), np.isinf(leg_out)
@@ -36,33 +36,33 @@ def _legs(instance: Instance, gateways: np.ndarray, layers: np.ndarray, sats: np
     return prop, bad_in.astype(np.int8) + bad_out
 
 
-def slot_leg_costs_s(instance: Instance, gateways, layer: int, sats) -> np.ndarray:
-    """(K, n) d(g_l, s) + d(s, g_next) of each satellite in each slot, a missing leg at the
-    outage penalty: the per-slot input of every stage cost (closed form, env tables, MILP)."""
+def leg_costs_s(instance: Instance, gateways, layer: int, sats) -> np.ndarray:
+    """(K, n) d(g_l, s) + d(s, g_next) of each satellite in each time step, a missing leg at the
+    outage penalty: the per-time-step input of every stage cost (closed form, env tables, MILP)."""
     sats = np.asarray(sats, dtype=np.int64)
     prop, bad = _legs(instance, np.asarray(gateways, dtype=np.int64), np.full(len(sats), layer), sats)
     return prop + bad * instance.outage_penalty_s
 
 
-def mean_stage_cost_s(slot_leg_costs: np.ndarray, expert_time_s: np.ndarray) -> np.ndarray:
-    """(..., n) mean over slots (axis -2) of the legs plus one expert's compute."""
-    return slot_leg_costs.mean(axis=-2) + expert_time_s
+def mean_stage_cost_s(leg_costs_s: np.ndarray, expert_time_s: np.ndarray) -> np.ndarray:
+    """(..., n) mean over time steps (axis -2) of the legs plus one expert's compute."""
+    return leg_costs_s.mean(axis=-2) + expert_time_s
 
 
 def expected_stage_cost_s(instance: Instance, gateways, layer: int, sats) -> np.ndarray:
-    """(n,) the closed form's per-satellite cost: mean over slots of both legs (outages at
+    """(n,) the closed form's per-satellite cost: mean over time steps of both legs (outages at
     the penalty) plus one expert's compute time. Under `weighted` a layer's stage latency is
     exactly sum_e (p_e / k) * this cost at s_e."""
     sats = np.asarray(sats, dtype=np.int64)
-    return mean_stage_cost_s(slot_leg_costs_s(instance, gateways, layer, sats), instance.expert_time_s[sats])
+    return mean_stage_cost_s(leg_costs_s(instance, gateways, layer, sats), instance.expert_time_s[sats])
 
 
 def stage_total_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.ndarray, sets: np.ndarray,
                   counts: np.ndarray, probabilities: np.ndarray, top_k: int, objective: str,
                   capacity: int = 2):
-    """One layer's expected expert-stage latency from its experts' per-slot path legs.
+    """One layer's expected expert-stage latency from its experts' per-time-step path legs.
 
-    leg_cost_s (..., K, E): d(g, s_e) + d(s_e, g_next) per slot, outages at the penalty;
+    leg_cost_s (..., K, E): d(g, s_e) + d(s_e, g_next) per time step, outages at the penalty;
     expert_time_s (..., E): one expert's compute on its satellite; sats (..., E): the
     satellites (for back-to-back compute; with `capacity` 1 no two can share); sets (..., m, k)
     / counts (..., m): the layer's distinct active sets and their token counts (a zero count
@@ -79,7 +79,7 @@ def stage_total_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.nd
         total = ((mean_s + expert_time_s) * probabilities).sum(axis=-1) / top_k
         return float(total) if np.ndim(total) == 0 else total
     lead, (m, k) = sets.shape[:-2], sets.shape[-2:]
-    # Gather whole slot rows (expert-major), member-major: (N, k*m, K). Row gathers and a max
+    # Gather whole time rows (expert-major), member-major: (N, k*m, K). Row gathers and a max
     # over a short outer axis are several times faster in NumPy than element gathers and a
     # max over a last axis of length k.
     n = math.prod(lead)
@@ -120,7 +120,7 @@ def evaluate_stages(instance: Instance, placement: Placement, layers=None, split
     gateways = placement.gateways
     sats = placement.experts[layers]                                   # (n_l, E)
     prop, bad = _legs(instance, gateways, np.repeat(layers, E), sats.ravel())
-    K = len(instance.slots)
+    K = len(instance.time_steps)
     prop = prop.reshape(K, len(layers), E)
     bad = bad.reshape(K, len(layers), E)
     penalty = instance.outage_penalty_s
@@ -181,7 +181,7 @@ class LatencyReport:
 
 
 def evaluate(instance: Instance, placement: Placement, split: bool = True) -> LatencyReport:
-    """Expected token latency of a full-model placement over the instance's slots and tokens.
+    """Expected token latency of a full-model placement over the instance's time steps and tokens.
 
     `split=False` skips the propagation / compute / outage split (NaN in the report), about
     4x faster, for callers that need only `latency_s`, `layer_s` and `stage_s`, such as
@@ -197,7 +197,7 @@ def evaluate(instance: Instance, placement: Placement, split: bool = True) -> La
     if instance.route == "return":
         # The hidden state comes back to g_l and then hops once to g_{l+1}.
         dist, row, _ = instance.topology.distance_rows(g)
-        hop = dist[instance.slots[:, None], row[None, :], np.roll(g, -1)[None, :]]
+        hop = dist[instance.time_steps[:, None], row[None, :], np.roll(g, -1)[None, :]]
         bad = ~np.isfinite(hop)
         hop_prop_s = np.where(bad, 0.0, hop).mean(axis=0)
         hop_outage_s = bad.mean(axis=0) * instance.outage_penalty_s

@@ -61,7 +61,7 @@ class PlacementSpec:
 
 @dataclass(frozen=True)
 class EvaluationSpec:
-    slots: int = 200
+    time_steps: int = 200
     route: str = "forward"
     objective: str = "max"
 
@@ -82,7 +82,7 @@ class Scenario:
     base_dir: str = "."
 
     def with_evaluation(self, **changes) -> "Scenario":
-        """A copy with evaluation keys (slots, route, objective) changed and re-checked."""
+        """A copy with evaluation keys (time_steps, route, objective) changed and re-checked."""
         ev = dataclasses.asdict(self.evaluation)
         ev.update({k: v for k, v in changes.items() if v is not None})
         return dataclasses.replace(self, evaluation=_evaluation(ev))
@@ -232,11 +232,11 @@ def _placement(t: dict) -> PlacementSpec:
 
 def _evaluation(t: dict) -> EvaluationSpec:
     s = "evaluation"
-    _check_keys(t, s, ("slots", "route", "objective"))
-    spec = EvaluationSpec(_get(t, s, "slots", int, 200), _get(t, s, "route", str, "forward", ROUTES),
+    _check_keys(t, s, ("time_steps", "route", "objective"))
+    spec = EvaluationSpec(_get(t, s, "time_steps", int, 200), _get(t, s, "route", str, "forward", ROUTES),
                           _get(t, s, "objective", str, "max", OBJECTIVES))
-    if spec.slots < 1:
-        raise field_error(ScenarioError, "evaluation.slots", spec.slots, "must be an integer >= 1")
+    if spec.time_steps < 1:
+        raise field_error(ScenarioError, "evaluation.time_steps", spec.time_steps, "must be an integer >= 1")
     return spec
 
 

@@ -7,7 +7,7 @@ median epoch, groups it into orbital planes by RAAN (at that common instant: RAA
 several degrees a day, so element-set RAANs from different epochs do not cluster), orders each
 plane by argument of latitude, and infers a +Grid: the next satellite in the plane, and the
 nearest-phase satellite in each adjacent plane (matched one to one, closest phase first), each
-no longer than `max_isl_km` at the first slot. Altitudes are a - R_E with R_E = 6371.0 km.
+no longer than `max_isl_km` at the first time step. Altitudes are a - R_E with R_E = 6371.0 km.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def _grid_links(plane, u, r0, n_planes, wraps, max_isl_km):
 
 
 def from_tle(path, inclination_deg: float, inclination_tol_deg: float = 0.5, min_altitude_km: float = 0.0,
-             max_altitude_km: float = 100000.0, slots: int = 1, max_isl_km: float | None = None,
+             max_altitude_km: float = 100000.0, time_steps: int = 1, max_isl_km: float | None = None,
              raan_gap_deg: float = 1.0) -> Constellation:
     names, l1, l2 = parse_tle_file(path)
     recs = _satrecs(l1, l2)
@@ -155,7 +155,7 @@ def from_tle(path, inclination_deg: float, inclination_tol_deg: float = 0.5, min
     epochs = np.array([s.jdsatepoch + s.jdsatepochF for s in shell])
     t0_jd = float(np.median(epochs))
     period_s = 2 * np.pi / np.median([s.no_kozai / 60.0 for s in shell])
-    times_s = np.arange(slots) * (period_s / slots)
+    times_s = np.arange(time_steps) * (period_s / time_steps)
     pos, vel = propagate(shell, t0_jd + times_s / 86400.0)
     plane, u, wraps = _planes_by_raan(pos[0], vel[0], raan_gap_deg)
     n_planes = int(plane.max()) + 1
@@ -169,10 +169,10 @@ def from_tle(path, inclination_deg: float, inclination_tol_deg: float = 0.5, min
     return c
 
 
-def constellation_from_tle_spec(scenario, slots: int) -> Constellation:
+def constellation_from_tle_spec(scenario, time_steps: int) -> Constellation:
     spec = scenario.constellation
     return from_tle(scenario.resolve(spec.path), spec.inclination_deg, spec.inclination_tol_deg,
-                    spec.min_altitude_km, spec.max_altitude_km, slots, spec.max_isl_km)
+                    spec.min_altitude_km, spec.max_altitude_km, time_steps, spec.max_isl_km)
 
 
 Constellation.from_tle = staticmethod(from_tle)

@@ -1,9 +1,9 @@
-"""Inter-satellite links per time slot: feasibility, weights and shortest paths.
+"""Inter-satellite links per time step: feasibility, weights and shortest paths.
 
-A link of the constellation's +Grid is up in a slot unless one of DESIGN.md's rules takes it
+A link of the constellation's +Grid is up in a time step unless one of DESIGN.md's rules takes it
 down (polar cutoff for inter-plane links, line-of-sight angular rate, length, i.i.d. survival).
 Weight = propagation + serialisation + per-hop delay. Shortest paths run on scipy's csgraph,
-once per slot, from the requested sources only.
+once per time step, from the requested sources only.
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ class LinkSpec:
 
 
 class Topology:
-    """Per-slot ISL graph of a constellation.
+    """Per-time-step ISL graph of a constellation.
 
-    Attributes (K slots, M candidate links): `length_km` (K, M), `up` (K, M) bool,
+    Attributes (K time steps, M candidate links): `length_km` (K, M), `up` (K, M) bool,
     `weight_s` (K, M) (inf where down). `distances_from(sources)` returns path latencies
     (K, len(sources), N) in seconds, inf where unreachable, cached per source set.
     """
@@ -86,26 +86,26 @@ class Topology:
         self.up = up
         hop_s = self.length_km / LIGHT_SPEED_KM_S + message_bits / links.isl_rate_bps + links.hop_delay_s
         self.weight_s = np.where(up, hop_s, np.inf)
-        self._graphs: list[csr_matrix | None] = [None] * c.n_slots
+        self._graphs: list[csr_matrix | None] = [None] * c.n_time_steps
         self._cache: dict[bytes, np.ndarray] = {}
         self._rows: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
-    def n_slots(self) -> int:
-        return self.constellation.n_slots
+    def n_time_steps(self) -> int:
+        return self.constellation.n_time_steps
 
     @property
     def n_satellites(self) -> int:
         return self.constellation.n_satellites
 
-    def graph(self, slot: int) -> csr_matrix:
-        g = self._graphs[slot]
+    def graph(self, time_step: int) -> csr_matrix:
+        g = self._graphs[time_step]
         if g is None:
-            m = self.up[slot]
+            m = self.up[time_step]
             a, b = self.constellation.links[m, 0], self.constellation.links[m, 1]
             n = self.n_satellites
-            g = csr_matrix((self.weight_s[slot, m], (a, b)), shape=(n, n))
-            self._graphs[slot] = g
+            g = csr_matrix((self.weight_s[time_step, m], (a, b)), shape=(n, n))
+            self._graphs[time_step] = g
         return g
 
     def distances_from(self, sources) -> np.ndarray:
@@ -115,8 +115,8 @@ class Topology:
         key = uniq.tobytes()
         dist = self._cache.get(key)
         if dist is None:
-            dist = np.empty((self.n_slots, len(uniq), self.n_satellites))
-            for k in range(self.n_slots):
+            dist = np.empty((self.n_time_steps, len(uniq), self.n_satellites))
+            for k in range(self.n_time_steps):
                 dist[k] = dijkstra(self.graph(k), directed=False, indices=uniq)
             if len(self._cache) > 64:
                 self._cache.clear()
@@ -138,21 +138,21 @@ class Topology:
             hit = self._rows[key] = (self.distances_from(uniq), inverse, np.roll(inverse, -1))
         return hit
 
-    def link_counts(self, slot: int = 0) -> np.ndarray:
-        """(N,) number of ISLs up at each satellite in a slot."""
-        m = self.up[slot]
+    def link_counts(self, time_step: int = 0) -> np.ndarray:
+        """(N,) number of ISLs up at each satellite at a time step."""
+        m = self.up[time_step]
         return np.bincount(self.constellation.links[m].ravel(), minlength=self.n_satellites)
 
-    def to_networkx(self, slot: int = 0):
-        """The slot's ISL graph as a networkx.Graph; edges carry `weight` (s) and `length_km`."""
+    def to_networkx(self, time_step: int = 0):
+        """The time step's ISL graph as a networkx.Graph; edges carry `weight` (s) and `length_km`."""
         import networkx as nx
 
         g = nx.Graph()
         g.add_nodes_from(range(self.n_satellites))
-        m = np.flatnonzero(self.up[slot])
+        m = np.flatnonzero(self.up[time_step])
         links = self.constellation.links
         g.add_edges_from(
             (int(links[i, 0]), int(links[i, 1]),
-             {"weight": float(self.weight_s[slot, i]), "length_km": float(self.length_km[slot, i])})
+             {"weight": float(self.weight_s[time_step, i]), "length_km": float(self.length_km[time_step, i])})
             for i in m)
         return g

@@ -1,10 +1,17 @@
-"""Gymnasium environments: sequential expert placement on a LEO constellation."""
+"""Gymnasium environments: sequential expert placement on a LEO constellation.
+
+Per env, the parts are separate and swappable through the constructor: `generator.py` (the
+only source of episode randomness, behind the `Generator` protocol), `problem.py` (the
+episode model), `observation.py` (the feature list), `scoring.py` (the one route to the
+evaluator), `reward.py` and `viewer.py`; `assignment.py` holds the dynamics.
+"""
 
 from .expert_placement import ExpertPlacementEnv
-from .generator import PlacementGenerator
+from .generator import Generator, PlacementGenerator
 from .model_placement import ModelPlacementEnv
+from .observation import DEFAULT_FEATURES, Feature, ObservationBuilder
+from .problem import LayerRows, Problem, ProblemSpec
 from .reward import DenseReward, SparseReward
-from .types import Episode
 from .viewer import Viewer
 
 # Episodes terminate by themselves after E (or L x E) steps; these bounds only guard
@@ -23,5 +30,6 @@ def register_envs() -> None:
             register(id=env_id, entry_point=entry, max_episode_steps=steps)
 
 
-__all__ = ["DenseReward", "Episode", "ExpertPlacementEnv", "ModelPlacementEnv", "PlacementGenerator",
+__all__ = ["DEFAULT_FEATURES", "DenseReward", "ExpertPlacementEnv", "Feature", "Generator", "LayerRows",
+           "ModelPlacementEnv", "ObservationBuilder", "PlacementGenerator", "Problem", "ProblemSpec",
            "SparseReward", "Viewer", "register_envs"]

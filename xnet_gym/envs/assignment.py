@@ -1,208 +1,237 @@
 """Sequential-assignment dynamics shared by ExpertPlacement-v0 and ModelPlacement-v0.
 
 One step places one expert of the current layer on one candidate satellite of the layer's
-subnet. The class docstrings of the two envs are the user-facing documentation.
+subnet. The parts are swappable through the constructor: `generator` (episodes), `reward_fn`,
+`observation` (the feature list) and `viewer`. The class docstrings of the two envs are the
+user-facing documentation.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import warnings
+from typing import Any, ClassVar
+
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
-from ..errors import XnetError, field_error
+from ..errors import ActionError, ScenarioError, check_choice
 from ..placement import Placement
-from .generator import PlacementGenerator
+from . import scoring
+from .generator import Generator, PlacementGenerator
+from .observation import ObservationBuilder, Progress
+from .problem import Problem
 from .reward import INVALID_ACTION_PENALTY, REWARDS
-from .types import Episode
 from .viewer import Viewer
+
+# v0 keyword names from before "slot" meant only an along-track position.
+DEPRECATED_KWARGS = {"slots": "time_steps", "train_slots": "train_time_steps"}
+
+
+def render_modes() -> list[str]:
+    """`rgb_array` only where matplotlib is installed, so env checkers see what can render."""
+    return ["ansi", "rgb_array"] if importlib.util.find_spec("matplotlib") else ["ansi"]
 
 
 class AssignmentEnv(gym.Env):
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
-    whole_model = False
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": render_modes(), "render_fps": 4}
+    scope = "stage"
 
     def __init__(self, scenario="paper", *, layer=None, expert_order="index", randomize_activation=True,
-                 train_slots=None, tokens=None, objective=None, route=None, layer_strategy="central",
-                 slots=None, reward="dense", render_mode=None, generator=None, reward_fn=None, viewer=None):
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise field_error(XnetError, "render_mode", render_mode,
-                              f"allowed: None, {', '.join(self.metadata['render_modes'])}")
+                 train_time_steps=None, tokens=None, objective=None, route=None, layer_strategy="central",
+                 time_steps=None, reward="dense", render_mode=None, generator: Generator | None = None,
+                 reward_fn=None, viewer=None, observation: ObservationBuilder | None = None, **deprecated):
+        for old, value in deprecated.items():
+            if old not in DEPRECATED_KWARGS:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {old!r}")
+            new = DEPRECATED_KWARGS[old]
+            warnings.warn(f"{old}= is deprecated; use {new}=", DeprecationWarning, stacklevel=2)
+            if new == "time_steps":
+                time_steps = value if time_steps is None else time_steps
+            else:
+                train_time_steps = value if train_time_steps is None else train_time_steps
+        if render_mode is not None:
+            check_choice(ScenarioError, "render_mode", render_mode, self.metadata["render_modes"])
         if reward_fn is None:
-            if reward not in REWARDS:
-                raise field_error(XnetError, "reward", reward, f"allowed: {', '.join(REWARDS)}")
-            reward_fn = REWARDS[reward]()
-        self.generator = generator or PlacementGenerator(
-            scenario, whole_model=self.whole_model, layer=layer, randomize_activation=randomize_activation,
-            train_slots=train_slots, tokens=tokens, expert_order=expert_order, objective=objective,
-            route=route, layer_strategy=layer_strategy, slots=slots)
+            reward_fn = REWARDS[check_choice(ScenarioError, "reward", reward, tuple(REWARDS))]()
+        if generator is None:
+            generator = PlacementGenerator(
+                scenario, scope=self.scope, layer=layer, randomize_activation=randomize_activation,
+                train_time_steps=train_time_steps, tokens=tokens, expert_order=expert_order, objective=objective,
+                route=route, layer_strategy=layer_strategy, time_steps=time_steps)
+        elif not isinstance(generator, Generator):
+            raise ScenarioError(f"generator = {type(generator).__name__}: needs a `spec` attribute and a "
+                                f"__call__(rng, options) -> Problem (see xnet_gym.envs.generator.Generator)")
+        self.generator = generator
         self.reward_fn = reward_fn
         self.render_mode = render_mode
         self.viewer = viewer or Viewer()
-        base = self.generator.base
-        C, k = self.generator.n_max, base.trace.top_k
+        self.observation_builder = observation or ObservationBuilder()
+        C = generator.spec.n_candidates_max
         self.n_candidates_max = C
-        box = lambda n, high=1.0: spaces.Box(0.0, high, shape=(n,), dtype=np.float32)  # noqa: E731
-        self.observation_space = spaces.Dict({
-            "expert": box(4),
-            "candidate_cost": box(C),
-            "candidate_seat_rank": box(C),
-            "candidate_marginal": box(C),
-            "candidate_occupancy": box(C),
-            "candidate_rate": box(C),
-            "candidate_coactivation": box(C, float(k)),
-            "action_mask": box(C),
-        })
-        self.action_space = spaces.Discrete(C)
-        self.episode: Episode | None = None
+        self.observation_space = self.observation_builder.space(generator.spec)
+        self.action_space = gym.spaces.Discrete(C)
+        self._problem: Problem | None = None
+
+    # ------------------------------------------------------------------ public progress
+    @property
+    def problem(self) -> Problem | None:
+        """The episode's problem (None before the first reset)."""
+        return self._problem
+
+    @property
+    def layer_index(self) -> int:
+        """Row of the problem being placed (0 for ExpertPlacement); n_rows once done."""
+        return self._li
+
+    @property
+    def current_layer(self) -> int | None:
+        """The model layer being placed; None when the episode is over."""
+        return None if self._done else int(self._problem.rows.layers[self._li])
+
+    @property
+    def current_expert(self) -> int | None:
+        """The expert the next action places; None when the episode is over."""
+        return None if self._done else int(self._problem.rows.order[self._li, self._j])
+
+    @property
+    def assignment(self) -> np.ndarray:
+        """(n_rows, E) candidate index of each expert of the episode's rows, -1 where not yet
+        placed (read-only view)."""
+        view = self._cand_index.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def placement(self) -> Placement | None:
+        """The episode's final Placement once it has terminated, else None."""
+        return self._final
 
     # ------------------------------------------------------------------------ state
-    def _start(self, episode: Episode) -> None:
-        n, C = episode.n_layers, self.n_candidates_max
-        E = episode.n_experts
-        self.episode = episode
-        self._li = 0
-        self._j = 0
+    def _start(self, problem: Problem) -> None:
+        rows = problem.rows
+        n, C, E = len(rows), self.n_candidates_max, problem.spec.n_experts
+        self._problem = problem
+        self._li = self._j = 0
         self._E = E
-        self._capacity = episode.capacity
-        self._occupancy = np.zeros((n, C), dtype=np.float32)   # experts on each candidate / capacity
-        self._coact = np.zeros((n, E, C), dtype=np.float32)
-        self._set_max = [np.zeros(len(w), dtype=np.float32) for _, w in episode.set_members]
-        self._experts = episode.base.experts.copy()
-        self._placed = np.zeros((n, E), dtype=bool)
-        self._cand_index = np.zeros((n, E), dtype=np.int64)
+        self._n = n
+        self._done = False
+        self._final: Placement | None = None
+        self._capacity = problem.spec.capacity
+        self._experts = problem.reference.experts.copy()
+        self._cand_index = np.full((n, E), -1, dtype=np.int64)
+        self._count = np.zeros((n, C), dtype=np.int64)
         self._shaped = 0.0
         self._invalid = 0
-        self._padding_ok = np.arange(C)[None, :] < episode.n_candidates[:, None]   # (n, C)
-        self._n_layers = n
-        self._layer_frac = episode.layers / max(episode.n_model_layers - 1, 1)
-        self._expert_obs = np.empty(4, dtype=np.float32)
+        self._padding_ok = np.arange(C)[None, :] < rows.n_candidates[:, None]          # (n, C)
         self._mask = self._padding_ok[0].copy()
-        self._mask_f = self._mask.astype(np.float32)
-        self._count = np.zeros((n, C), dtype=np.int64)
-
-    def _current_expert(self) -> int:
-        return int(self.episode.order[self._li, self._j])
+        self._progress = p = Progress(n, C, n * E)
+        p.mask_f[:] = self._mask
+        self.observation_builder.start(problem)
 
     def action_masks(self) -> np.ndarray:
         """Bool (n_candidates_max,): candidates with a free seat. Never all False mid-episode."""
-        if self.episode is None:
-            raise XnetError("action_masks() before reset(): call reset() first")
+        if self._problem is None:
+            raise ActionError("action_masks() before reset(): call reset() first")
         return self._mask.copy()
 
     def analytic_action(self) -> int:
         """The candidate index the analytic (sort-match) placement uses for the current expert;
         if the agent has filled that satellite, the cheapest candidate with a free seat."""
-        if self.episode is None or self._li >= self._n_layers:
-            raise XnetError("analytic_action() needs an episode in progress: call reset() first")
-        ep, li = self.episode, self._li
-        idx = int(ep.analytic_index[li, self._current_expert()])
+        if self._problem is None or self._done:
+            raise ActionError("analytic_action() needs an episode in progress: call reset() first")
+        rows, li = self._problem.rows, self._li
+        idx = int(rows.analytic_index[li, rows.order[li, self._j]])
         if self._mask[idx]:
             return idx
-        return int(np.argmin(np.where(self._mask, ep.cost_s[li], np.inf)))
+        return int(np.argmin(np.where(self._mask, rows.cost_s[li], np.inf)))
 
     def _observation(self) -> dict:
-        ep = self.episode
-        done = self._li >= self._n_layers
-        li = self._n_layers - 1 if done else self._li
-        e = int(ep.order[li, -1]) if done else int(ep.order[li, self._j])
-        E = self._E
-        cn = ep.cost_norm[li]
-        # Expected max(cost here, worst cost among the co-active experts placed so far) over
-        # the tokens that activate e: the max objective's marginal, in cost_norm units.
-        offsets, set_index, weight = ep.marginal_tables[li]
-        lo, hi = offsets[e], offsets[e + 1]
-        if lo == hi:                                # no token activates e
-            marginal = cn.copy()
+        if self._done:
+            li = self._n - 1
+            e = int(self._problem.rows.order[li, -1])
         else:
-            marginal = np.maximum(cn[:, None], self._set_max[li][set_index[lo:hi]]) @ weight[lo:hi]
-            np.minimum(marginal, 1.0, out=marginal)  # float32 weights sum to 1 only within rounding
-        x = self._expert_obs
-        x[0] = ep.probabilities[li, e]
-        x[1] = ep.rank_norm[li, e]
-        x[2] = (self._li * E + self._j) / (self._n_layers * E)
-        x[3] = self._layer_frac[li]
-        return {
-            "expert": x.copy(),
-            "candidate_cost": cn.copy(),
-            "candidate_seat_rank": ep.seat_rank[li].copy(),
-            "candidate_marginal": marginal,
-            "candidate_occupancy": self._occupancy[li].copy(),
-            "candidate_rate": ep.rate_norm[li].copy(),
-            "candidate_coactivation": self._coact[li, e].copy(),
-            "action_mask": self._mask_f.copy(),
-        }
+            li = self._li
+            e = int(self._problem.rows.order[li, self._j])
+        return self.observation_builder.observe(self._progress, li, e)
 
     # ------------------------------------------------------------------------ gym API
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self._start(self.generator(self.np_random, options))
-        return self._observation(), {"layer": int(self.episode.layers[0]), "step_in_layer": 0}
+        return self._observation(), {"layer": int(self._problem.rows.layers[0]), "step_in_layer": 0}
 
-    def step(self, action):
-        ep = self.episode
-        if ep is None:
-            raise XnetError("step() before reset(): call reset() first")
-        if self._li >= self._n_layers:
-            raise XnetError("step() after the episode ended: call reset()")
+    def _check_action(self, action) -> int:
         try:
             a = int(action)
-            ok = a == action and 0 <= a < self.n_candidates_max
-        except (TypeError, ValueError):
+            ok = a == action and 0 <= a < self.n_candidates_max and not isinstance(action, (bool, np.bool_))
+        except (TypeError, ValueError, OverflowError):
             ok = False
         if not ok:
-            raise field_error(XnetError, "action", action,
-                              f"must be an integer in [0, {self.n_candidates_max - 1}]")
-        li = self._li
-        e = int(ep.order[li, self._j])
-        invalid = not self._mask[a]
+            raise ActionError(f"action = {action!r}: must be an integer in [0, {self.n_candidates_max - 1}]")
+        return a
+
+    def step(self, action):
+        problem = self._problem
+        if problem is None:
+            raise ActionError("step() before reset(): call reset() first")
+        if self._done:
+            raise ActionError("step() after the episode ended: call reset()")
+        a = self._check_action(action)
+        rows, li = problem.rows, self._li
+        e = int(rows.order[li, self._j])
+        mask = self._mask
+        invalid = not mask[a]
         if invalid:
-            a = int(np.argmin(np.where(self._mask, ep.cost_s[li], np.inf)))
+            a = int(np.argmin(np.where(mask, rows.cost_s[li], np.inf)))
             self._invalid += 1
-        layer = int(ep.layers[li])
-        self._experts[layer, e] = ep.candidates[li, a]
-        self._placed[li, e] = True
+        layer = int(rows.layers[li])
+        self._experts[layer, e] = rows.candidates[li, a]
         self._cand_index[li, e] = a
         count = self._count[li, a] = self._count[li, a] + 1
-        self._occupancy[li, a] = count / self._capacity
-        if count >= self._capacity:
-            self._mask[a] = False
-            self._mask_f[a] = 0.0
-        self._coact[li, :, a] += ep.coactivation[li, :, e]
-        sm = self._set_max[li]
-        offsets, set_index, _ = ep.marginal_tables[li]
-        sets_e = set_index[offsets[e]: offsets[e + 1]]
-        sm[sets_e] = np.maximum(sm[sets_e], ep.cost_norm[li, a])
-        shaped = self.reward_fn.step(ep, li, e, a)
+        progress = self._progress
+        progress.occupancy[li, a] = count / self._capacity
+        full = count >= self._capacity
+        if full:
+            mask[a] = False
+        self.observation_builder.place(li, e, a)
+        shaped = self.reward_fn.step(problem, li, e, a)
         self._shaped += shaped
         reward = shaped - (INVALID_ACTION_PENALTY if invalid else 0.0)
         self._j += 1
+        progress.step += 1
         if self._j == self._E:
             self._li += 1
             self._j = 0
-            if self._li < self._n_layers:
+            if self._li < self._n:
                 self._mask = self._padding_ok[self._li].copy()
-                self._mask_f = self._mask.astype(np.float32)
-        terminated = self._li >= self._n_layers
+                progress.mask_f[:] = self._mask
+                progress.layer_index = self._li
+            else:
+                self._done = True                  # the observation keeps the last valid mask
+        elif full:
+            progress.mask_f[a] = 0.0
         info = {"layer": layer, "step_in_layer": self._j, "invalid_action": invalid}
-        if terminated:
-            placement = Placement(ep.base.gateways, self._experts)
-            latency = self.generator.objective_s(ep, placement, self._cand_index)
-            reward += self.reward_fn.final(ep, latency, self._shaped)
-            info.update(latency_s=latency, analytic_latency_s=ep.reference_s,
-                        ratio_to_analytic=latency / ep.reference_s, invalid_actions=self._invalid,
+        if self._done:
+            placement = Placement(problem.gateways, self._experts)
+            latency = scoring.objective_s(problem, placement, self._cand_index)
+            self._final = placement
+            reward += self.reward_fn.final(problem, latency, self._shaped)
+            info.update(latency_s=latency, analytic_latency_s=problem.reference_s,
+                        ratio_to_analytic=latency / problem.reference_s, invalid_actions=self._invalid,
                         placement=placement)
-        return self._observation(), float(reward), terminated, False, info
+        return self._observation(), float(reward), self._done, False, info
 
     def render(self):
-        if self.render_mode is None or self.episode is None:
+        if self.render_mode is None or self._problem is None:
             return None
-        li = min(self._li, self.episode.n_layers - 1)
+        li = min(self._li, self._n - 1)
+        rows = self._problem.rows
         shown = self._experts.copy()
-        shown[self.episode.layers] = np.where(self._placed, shown[self.episode.layers], -1)
+        shown[rows.layers] = np.where(self._cand_index >= 0, shown[rows.layers], -1)
         if self.render_mode == "ansi":
-            return self.viewer.ansi(self.episode, li, shown)
-        return self.viewer.rgb_array(self.episode, li, shown)
+            return self.viewer.ansi(self._problem, li, shown)
+        return self.viewer.rgb_array(self._problem, li, shown)
 
     def close(self):
         self.viewer.close()

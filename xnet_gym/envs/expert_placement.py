@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from .assignment import AssignmentEnv
+from .observation import ObservationBuilder
 
 
 class ExpertPlacementEnv(AssignmentEnv):
-    """
+    __doc__ = """
     ## Description
 
     One MoE layer of a model split over a LEO constellation (Space-XNet, arXiv 2605.00515).
     The layer lives in a ring subnet (all planes x a contiguous arc of along-track slots) with
     its gateway at the subnet's centre. The agent places the layer's `E` experts one per step
     on candidate satellites of the subnet (the subnet minus the gateway). The episode is scored
-    on the layer's expected **expert-stage latency**: the mean over time slots and tokens of
+    on the layer's expected **expert-stage latency**: the mean over time steps and tokens of
     `max_{e in A}( d(g, s_e) + m_e t_expert(s_e) + d(s_e, g_next) )` (or its activation-weighted
     surrogate with `objective="weighted"`), computed by the project's one evaluator.
 
@@ -22,24 +25,16 @@ class ExpertPlacementEnv(AssignmentEnv):
     `Discrete(C)`, `C` = the largest candidate count over the scenario's layers. Action `i`
     puts the current expert on the layer's `i`-th candidate (increasing satellite index).
     `action_masks()` and `obs["action_mask"]` mark candidates with a free seat (capacity
-    `experts_per_satellite`). An invalid action (masked out, or a padded index) does not
+    `experts_per_satellite`). A masked-out action (a full or padded candidate) does not
     raise: the expert goes to the cheapest free candidate, the step costs an extra 0.1, and
-    `info["invalid_action"]` is True.
+    `info["invalid_action"]` is True. An action that is not an integer in [0, C-1] (a float
+    with a fraction, a bool, inf) raises `xnet_gym.ActionError`.
 
     ## Observation Space
 
-    A `Dict` of float32 `Box`es (shapes fixed per scenario):
+    A `Dict` of float32 `Box`es (shapes fixed per scenario; `C` is the action count):
 
-    | key                      | shape | meaning                                                      | range     |
-    |--------------------------|-------|--------------------------------------------------------------|-----------|
-    | `expert`                 | (4,)  | current expert's activation probability, popularity rank / E (0 = most active), progress, layer / (L-1) | [0, 1] |
-    | `candidate_cost`         | (C,)  | expected stage cost (both legs + compute), min-max normalised in the layer (pad: 1) | [0, 1] |
-    | `candidate_seat_rank`    | (C,)  | the candidate's first seat in cost order x capacity / E, capped at 1 (pad: 1); sort-match gives an expert of rank r the seat r | [0, 1] |
-    | `candidate_marginal`     | (C,)  | expected max(cost, cost of co-active experts already placed) over the tokens that activate the current expert, normalised like `candidate_cost` | [0, 1] |
-    | `candidate_occupancy`    | (C,)  | experts already on the candidate / capacity                  | [0, 1]    |
-    | `candidate_rate`         | (C,)  | compute rate / the scenario's fastest satellite (pad: 0)     | [0, 1]    |
-    | `candidate_coactivation` | (C,)  | sum over experts already on the candidate of P(that expert active given the current one) | [0, k] |
-    | `action_mask`            | (C,)  | 1 where the action is valid                                  | {0, 1}    |
+{observation_table}
 
     ## Rewards
 
@@ -49,14 +44,17 @@ class ExpertPlacementEnv(AssignmentEnv):
     surrogate, `-(p_e / k) * cost(s) / reference`, and the last step adds the remainder, so the
     sum is unchanged; `reward="sparse"` pays everything on the last step. Each invalid action
     costs 0.1 more. The last step's `info` holds `latency_s`, `analytic_latency_s`,
-    `ratio_to_analytic`, `invalid_actions` and the `placement` (an `xnet_gym.Placement`).
+    `ratio_to_analytic`, `invalid_actions` and the `placement` (an `xnet_gym.Placement`, also
+    `env.unwrapped.placement`). While an episode runs, `env.unwrapped.current_layer`,
+    `current_expert` and `assignment` (candidate index per expert, -1 = not yet placed) are
+    public and read-only.
 
     ## Starting State
 
     Each `reset` draws, from `self.np_random` only: the layer (unless `layer=` is fixed), a
     fresh activation profile (synthetic sources, `randomize_activation=True`) or a token window
-    (trace sources), the gateways (`layer_strategy="random-gateway"`) and `train_slots` of the
-    scenario's time slots. `reset(options={"layer": l, "trace": ActivationTrace})` pins them.
+    (trace sources), the gateways (`layer_strategy="random-gateway"`) and `train_time_steps` of
+    the scenario's time steps. `reset(options={"layer": l, "trace": ActivationTrace})` pins them.
     With the paper's gateways and a synthetic source, episodes are drawn 64 at a time (one
     vectorised draw each) and handed out one per reset; a seeded `reset` starts a new block,
     so the same seed gives the same episode sequence.
@@ -70,25 +68,30 @@ class ExpertPlacementEnv(AssignmentEnv):
 
     ```python
     gymnasium.make("xnet_gym/ExpertPlacement-v0", scenario="paper", layer=None,
-                   expert_order="index", randomize_activation=True, train_slots=None,
+                   expert_order="index", randomize_activation=True, train_time_steps=None,
                    tokens=None, objective=None, route=None, layer_strategy="central",
-                   slots=None, reward="dense", render_mode=None)
+                   time_steps=None, reward="dense", render_mode=None, generator=None,
+                   reward_fn=None, observation=None, viewer=None)
     ```
 
     - `scenario`: preset name (`xnet-gym scenarios`) or a TOML path.
     - `layer`: fix the layer (0..L-1); default random per episode.
     - `expert_order`: `"index"`, `"frequency"` (most active first) or `"random"`.
-    - `train_slots`: score on this many random time slots per episode (faster steps);
+    - `train_time_steps`: score on this many random time steps per episode (faster steps);
       `None` uses all of the scenario's slots. `slots` overrides the scenario's slot count.
     - `tokens`: tokens per activation profile (default: the scenario's).
     - `objective` (`"max"`/`"weighted"`) and `route` (`"forward"`/`"return"`) override the scenario.
     - `layer_strategy`: `"central"` (paper) or `"random-gateway"` (a random gateway in the subnet).
-    - `generator`, `reward_fn`, `viewer`: swap in your own components (see `xnet_gym.envs`).
+    - `generator`: anything following `xnet_gym.envs.Generator` (a `spec` and a call
+      `(rng, options) -> Problem`); `reward_fn` (`step`/`final`, see `xnet_gym.envs.reward`);
+      `observation`: an `ObservationBuilder` with your own feature list; `viewer`.
     - `render_mode`: `"ansi"` or `"rgb_array"` (matplotlib).
 
     ## Version History
 
-    - v0: initial release.
+    - v0: initial release. Later in v0: `time_steps`/`train_time_steps` (the old names are
+      deprecated aliases), the terminal observation keeps the last valid mask.
     """
 
-    whole_model = False
+    __doc__ = __doc__.replace("{observation_table}", textwrap.indent(ObservationBuilder().table_markdown(), "    "))
+    scope = "stage"

@@ -13,7 +13,7 @@ class ModelPlacementEnv(AssignmentEnv):
     in ring subnet `l` with a central gateway; the agent places all `L x E` experts, layer by
     layer. The episode is scored on the expected **token latency**
     `t_lm + sum_l [t_attn(l) + max_{e in A_l}(d(g_l, s_e) + m_e t_expert(s_e) + d(s_e, g_next))]`
-    (DESIGN.md section 2), through the project's one evaluator.
+    (docs/model.md), through the project's one evaluator.
 
     ## Action Space
 
@@ -39,7 +39,7 @@ class ModelPlacementEnv(AssignmentEnv):
 
     Each `reset` draws a fresh activation profile for every layer (synthetic sources) or a
     token window (trace sources), the gateways (`layer_strategy="random-gateway"`) and one
-    subset of `train_slots` of the scenario's slots shared by all layers, from
+    subset of `train_time_steps` of the scenario's slots shared by all layers, from
     `self.np_random` only. `reset(options={"trace": ActivationTrace})` pins the activation.
 
     ## Episode End
@@ -50,16 +50,19 @@ class ModelPlacementEnv(AssignmentEnv):
 
     ```python
     gymnasium.make("xnet_gym/ModelPlacement-v0", scenario="paper", expert_order="index",
-                   randomize_activation=True, train_slots=None, tokens=None, objective=None,
-                   route=None, layer_strategy="central", slots=None, reward="dense",
-                   render_mode=None)
+                   randomize_activation=True, train_time_steps=None, tokens=None, objective=None,
+                   route=None, layer_strategy="central", time_steps=None, reward="dense",
+                   render_mode=None, generator=None, reward_fn=None, observation=None,
+                   viewer=None)
     ```
 
-    The arguments mean what they mean for ExpertPlacement-v0 (no `layer`).
+    The arguments mean what they mean for ExpertPlacement-v0 (no `layer`). A custom
+    `generator` returns problems of scope "token" (`Problem.from_instance(instance)`).
 
     ## Version History
 
-    - v0: initial release.
+    - v0: initial release. Later in v0: `time_steps`/`train_time_steps` (the old names are
+      deprecated aliases), the terminal observation keeps the last valid mask.
     """
 
-    whole_model = True
+    scope = "token"

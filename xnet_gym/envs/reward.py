@@ -1,4 +1,4 @@
-"""Rewards for the placement envs. Both keep DESIGN.md's contract: the undiscounted return of
+"""Rewards for the placement envs. Both keep the reward contract: the undiscounted return of
 an episode with only valid actions is exactly -objective(placement) / objective(analytic).
 
 - `SparseReward`: 0 on every step, -ratio on the last.
@@ -8,12 +8,13 @@ an episode with only valid actions is exactly -objective(placement) / objective(
   and each step's reward is its exact credit.
 
 An invalid action (padded or full satellite) costs `INVALID_ACTION_PENALTY` on top; then the
-return is -ratio - 0.1 x (number of invalid actions).
+return is -ratio - 0.1 x (number of invalid actions). A custom reward implements `step` and
+`final` with these signatures; the latency it is handed comes from `scoring.objective_s`.
 """
 
 from __future__ import annotations
 
-from .types import Episode
+from .problem import Problem
 
 INVALID_ACTION_PENALTY = 0.1
 
@@ -21,19 +22,20 @@ INVALID_ACTION_PENALTY = 0.1
 class SparseReward:
     name = "sparse"
 
-    def step(self, episode: Episode, layer_i: int, expert: int, cand: int) -> float:
+    def step(self, problem: Problem, layer_index: int, expert: int, candidate: int) -> float:
         return 0.0
 
-    def final(self, episode: Episode, objective_s: float, shaped_so_far: float) -> float:
-        return -objective_s / episode.reference_s - shaped_so_far
+    def final(self, problem: Problem, objective_s: float, shaped_so_far: float) -> float:
+        return -objective_s / problem.reference_s - shaped_so_far
 
 
 class DenseReward(SparseReward):
     name = "dense"
 
-    def step(self, episode: Episode, layer_i: int, expert: int, cand: int) -> float:
-        share = episode.probabilities[layer_i, expert] / episode.top_k
-        return -float(share * episode.cost_s[layer_i, cand]) / episode.reference_s
+    def step(self, problem: Problem, layer_index: int, expert: int, candidate: int) -> float:
+        rows = problem.rows
+        share = rows.probabilities[layer_index, expert] / problem.spec.top_k
+        return -float(share * rows.cost_s[layer_index, candidate]) / problem.reference_s
 
 
 REWARDS = {"sparse": SparseReward, "dense": DenseReward}

@@ -1,0 +1,300 @@
+"""The observation: one list of features, and the builder that owns it.
+
+Each `Feature` declares its key, shape, range and meaning (the env docstrings' observation
+table is generated from these), the per-row tables it derives from a batch of `LayerRows`
+(computed once per generator block, in vectorised calls), its per-episode state, how a
+placement updates that state, and its value at a step. The observation space, the
+observation dict, the policy's per-candidate inputs and the documentation all come from the
+builder's list, so adding a feature is one new class here and one entry in
+`DEFAULT_FEATURES`. Per-candidate features (shape (C,)) are named `candidate_*`: policies
+find them by that rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from .problem import LayerRows, Problem, ProblemSpec
+
+
+class Progress:
+    """The env's assignment state that features read (owned and updated by the env)."""
+    __slots__ = ("layer_index", "step", "n_steps", "occupancy", "mask_f")
+
+    def __init__(self, n_rows: int, n_candidates: int, n_steps: int):
+        self.layer_index = 0
+        self.step = 0                                               # steps taken in the episode
+        self.n_steps = n_steps
+        self.occupancy = np.zeros((n_rows, n_candidates), dtype=np.float32)   # experts / capacity
+        self.mask_f = np.zeros(n_candidates, dtype=np.float32)
+
+
+class Feature:
+    """One observation entry. Subclasses set the class attributes and override what they use."""
+    key: str = ""
+    per_candidate: bool = True        # shape (C,); otherwise `size`
+    size: int = 0
+    meaning: str = ""
+    range_text: str = "[0, 1]"
+
+    def high(self, spec: ProblemSpec) -> float:
+        return 1.0
+
+    def shape(self, spec: ProblemSpec) -> tuple[int]:
+        return (spec.n_candidates_max,) if self.per_candidate else (self.size,)
+
+    def tables(self, rows: LayerRows, spec: ProblemSpec) -> Any:
+        """Per-row tables for a batch of rows (leading axis B); None if the feature has none."""
+        return None
+
+    def take(self, tables: Any, start: int, stop: int) -> Any:
+        """Rows [start, stop) of `tables`."""
+        if tables is None:
+            return None
+        return {k: v[start:stop] for k, v in tables.items()}
+
+    def start(self, tables: Any, problem: Problem) -> None:
+        """A new episode: `tables` are this episode's rows."""
+        self.t = tables
+
+    place: Any = None                 # optional: place(li, expert, candidate) after each step
+
+    def value(self, progress: Progress, li: int, e: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+def normalised_cost(rows: LayerRows) -> np.ndarray:
+    """(B, C) float32 expected stage cost, min-max scaled within each row; 1 where padded."""
+    cs, real = rows.cost_s, rows.candidates >= 0
+    lo = cs.min(axis=1, keepdims=True)
+    span = np.where(real, cs, -np.inf).max(axis=1, keepdims=True) - lo
+    return np.where(real, (cs - lo) / np.where(span > 0, span, 1.0), 1.0).astype(np.float32)
+
+
+class ExpertFeature(Feature):
+    key, per_candidate, size = "expert", False, 4
+    meaning = ("current expert's activation probability, popularity rank / E (0 = most active), progress "
+               "(steps taken / episode length), layer / (L-1)")
+
+    def tables(self, rows, spec):
+        E = spec.n_experts
+        by_pop = np.argsort(-rows.probabilities, axis=1, kind="stable")              # ties: lower id first
+        rank = np.empty(rows.probabilities.shape, dtype=np.float32)
+        np.put_along_axis(rank, by_pop, (np.arange(E) / E).astype(np.float32)[None], axis=1)
+        return {"probabilities": rows.probabilities, "rank": rank,
+                "layer_fraction": rows.layers / max(spec.n_layers - 1, 1)}
+
+    def start(self, tables, problem):
+        self.t = tables
+        self._x = np.empty(4, dtype=np.float32)
+
+    def value(self, progress, li, e):
+        t, x = self.t, self._x
+        x[0] = t["probabilities"][li, e]
+        x[1] = t["rank"][li, e]
+        x[2] = progress.step / progress.n_steps
+        x[3] = t["layer_fraction"][li]
+        return x.copy()
+
+
+class CandidateCost(Feature):
+    key = "candidate_cost"
+    meaning = "expected stage cost (both legs + compute), min-max normalised in the layer (pad: 1)"
+
+    def tables(self, rows, spec):
+        return {"cost": normalised_cost(rows)}
+
+    def value(self, progress, li, e):
+        return self.t["cost"][li].copy()
+
+
+class CandidateSeatRank(Feature):
+    key = "candidate_seat_rank"
+    meaning = ("the candidate's first seat in cost order x capacity / E, capped at 1 (pad: 1); sort-match "
+               "gives an expert of popularity rank r the seat r")
+
+    def tables(self, rows, spec):
+        # The same scale as the expert's rank, so the closed form is learnable as a match.
+        C = rows.cost_s.shape[1]
+        seats = np.minimum(np.arange(C) * spec.capacity / spec.n_experts, 1.0).astype(np.float32)
+        by_cost = np.lexsort((rows.candidates, rows.cost_s), axis=-1)
+        out = np.empty(rows.cost_s.shape, dtype=np.float32)
+        np.put_along_axis(out, by_cost, seats[None], axis=1)
+        return {"seat": out}
+
+    def value(self, progress, li, e):
+        return self.t["seat"][li].copy()
+
+
+class CandidateMarginal(Feature):
+    key = "candidate_marginal"
+    meaning = ("expected max(cost, cost of co-active experts already placed) over the tokens that activate "
+               "the current expert, normalised like `candidate_cost`")
+
+    def tables(self, rows, spec):
+        """A sparse (CSR) map from (row b, expert e), flattened as b * E + e, to the active sets
+        that contain e and P(set | e active): a step touches only the current expert's sets (a
+        few of thousands on real traces), not all of them. Zero-count sets are left out: an
+        expert with no tokens gets no entries, and its marginal is its own cost."""
+        E = spec.n_experts
+        B = len(rows)
+        b, j, e = _members(rows, E)
+        row = b * E + e
+        joint = rows.counts[b, j].astype(float)
+        total = np.bincount(row, weights=joint, minlength=B * E)
+        offsets = np.searchsorted(row, np.arange(B * E + 1))
+        return {"cost": normalised_cost(rows), "offsets": offsets, "set_index": j,
+                "weight": (joint / total[row]).astype(np.float32), "n_sets": rows.counts.shape[1], "E": E}
+
+    def take(self, tables, start, stop):
+        E = tables["E"]
+        return {**tables, "cost": tables["cost"][start:stop], "offsets": tables["offsets"][start * E: stop * E + 1]}
+
+    def start(self, tables, problem):
+        self.t = tables
+        self._set_max = np.zeros((len(tables["cost"]), tables["n_sets"]), dtype=np.float32)
+
+    def place(self, li, e, a):
+        t = self.t
+        lo, hi = t["offsets"][li * t["E"] + e], t["offsets"][li * t["E"] + e + 1]
+        sets = t["set_index"][lo:hi]
+        sm = self._set_max[li]
+        sm[sets] = np.maximum(sm[sets], t["cost"][li, a])
+
+    def value(self, progress, li, e):
+        t = self.t
+        cn = t["cost"][li]
+        lo, hi = t["offsets"][li * t["E"] + e], t["offsets"][li * t["E"] + e + 1]
+        if lo == hi:                                # no token activates e
+            return cn.copy()
+        marginal = np.maximum(cn[:, None], self._set_max[li][t["set_index"][lo:hi]]) @ t["weight"][lo:hi]
+        return np.minimum(marginal, 1.0, out=marginal)   # float32 weights sum to 1 only within rounding
+
+
+def _members(rows: LayerRows, E: int):
+    """(row b, set j, expert e) of every expert in every counted set, sorted by (b, e, j)."""
+    onehot = np.zeros((*rows.sets.shape[:-1], E))
+    np.put_along_axis(onehot, rows.sets, 1.0, axis=-1)                                 # (B, m, E)
+    b, e, j = np.nonzero(np.swapaxes(onehot * (rows.counts > 0)[:, :, None], 1, 2))
+    return b, j, e
+
+
+class CandidateOccupancy(Feature):
+    key = "candidate_occupancy"
+    meaning = "experts already on the candidate / capacity"
+
+    def value(self, progress, li, e):
+        return progress.occupancy[li].copy()
+
+
+class CandidateRate(Feature):
+    key = "candidate_rate"
+    meaning = "compute rate / the scenario's fastest satellite (pad: 0)"
+
+    def tables(self, rows, spec):
+        return {"rate": (rows.candidate_rate_flops / spec.max_rate_flops).astype(np.float32)}
+
+    def value(self, progress, li, e):
+        return self.t["rate"][li].copy()
+
+
+class CandidateCoactivation(Feature):
+    key = "candidate_coactivation"
+    meaning = "sum over experts already on the candidate of P(that expert active given the current one)"
+    range_text = "[0, k]"
+
+    def high(self, spec):
+        return float(spec.top_k)
+
+    def tables(self, rows, spec):
+        from ..activation import coactivation_from_sets
+        return {"coactivation": coactivation_from_sets(rows.sets, rows.counts, spec.n_experts).astype(np.float32)}
+
+    def start(self, tables, problem):
+        self.t = tables
+        n, E = tables["coactivation"].shape[:2]
+        self._sum = np.zeros((n, E, problem.spec.n_candidates_max), dtype=np.float32)
+
+    def place(self, li, e, a):
+        self._sum[li, :, a] += self.t["coactivation"][li, :, e]
+
+    def value(self, progress, li, e):
+        return self._sum[li, e].copy()
+
+
+class ActionMask(Feature):
+    key = "action_mask"
+    meaning = ("1 where the action is valid. At the end of an episode it keeps the last step's mask, so "
+               "it is never all zeros")
+    range_text = "{0, 1}"
+
+    def value(self, progress, li, e):
+        return progress.mask_f.copy()
+
+
+DEFAULT_FEATURES = (ExpertFeature, CandidateCost, CandidateSeatRank, CandidateMarginal, CandidateOccupancy,
+                    CandidateRate, CandidateCoactivation, ActionMask)
+
+
+class ObservationBuilder:
+    """Owns the feature list: the space, the per-episode tables and the observation dict."""
+
+    def __init__(self, features=None):
+        self.features = [f() for f in (features or DEFAULT_FEATURES)]
+        for f in self.features:
+            # Policies find the per-candidate inputs by this naming rule.
+            per_candidate_name = f.key.startswith("candidate_") or f.key == "action_mask"
+            if f.per_candidate != per_candidate_name:
+                raise ValueError(f"feature key {f.key!r}: per-candidate features are named 'candidate_*' "
+                                 f"(or 'action_mask'), and only they")
+        self._placers = [f.place for f in self.features if f.place is not None]
+        self._memo_batch: LayerRows | None = None
+        self._memo: list = []
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.update(_memo_batch=None, _memo=[])
+        state.pop("_placers")
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._placers = [f.place for f in self.features if f.place is not None]
+
+    def space(self, spec: ProblemSpec) -> spaces.Dict:
+        return spaces.Dict({f.key: spaces.Box(0.0, f.high(spec), shape=f.shape(spec), dtype=np.float32)
+                            for f in self.features})
+
+    def candidate_keys(self) -> tuple[str, ...]:
+        return tuple(f.key for f in self.features if f.per_candidate)
+
+    def start(self, problem: Problem) -> None:
+        """Tables for the episode's rows: cut from its batch's (computed once per batch)."""
+        if problem.batch is not None:
+            if problem.batch is not self._memo_batch:
+                self._memo = [f.tables(problem.batch, problem.spec) for f in self.features]
+                self._memo_batch = problem.batch
+            i, n = problem.batch_index, problem.n_rows
+            per_row = [f.take(t, i, i + n) for f, t in zip(self.features, self._memo)]
+        else:
+            per_row = [f.tables(problem.rows, problem.spec) for f in self.features]
+        for f, t in zip(self.features, per_row):
+            f.start(t, problem)
+
+    def place(self, li: int, e: int, a: int) -> None:
+        for place in self._placers:
+            place(li, e, a)
+
+    def observe(self, progress: Progress, li: int, e: int) -> dict[str, np.ndarray]:
+        return {f.key: f.value(progress, li, e) for f in self.features}
+
+    def table_markdown(self) -> str:
+        """The observation table of the env docstrings."""
+        lines = ["| key | shape | meaning | range |", "|---|---|---|---|"]
+        for f in self.features:
+            shape = "(C,)" if f.per_candidate else f"({f.size},)"
+            lines.append(f"| `{f.key}` | {shape} | {f.meaning} | {f.range_text} |")
+        return "\n".join(lines)

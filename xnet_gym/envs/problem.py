@@ -1,0 +1,242 @@
+"""The episode model: what an episode asks (`Problem`), in rows of layer sub-problems.
+
+- `LayerRows`: B independent layer sub-problems with a leading row axis. One row holds a
+  layer's candidates, their per-time-step leg costs, the activation profile (distinct active
+  sets and token counts), the closed form's answer and its stage latency. A generator draws
+  many rows in one vectorised call; `row(i)` cuts one out. Fields are declared once, here,
+  and every copy, cut or stack goes through `dataclasses.fields`, never by position.
+- `Problem`: one episode, immutable: its rows (1 for ExpertPlacement, L for ModelPlacement),
+  the gateways, the closed-form placement and the latency it scores (`reference_s`).
+- `ProblemSpec`: the sizes fixed for every episode of an env (spaces are built from it).
+
+Observation features are not stored here: `observation.py` derives them from the rows.
+Scoring lives in `scoring.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..analytic import analytic_placement, sort_match_index
+from ..instance import Instance
+from ..latency import leg_costs_s, mean_stage_cost_s
+from ..placement import Placement
+from . import scoring
+
+SCOPES = ("stage", "token")
+EXPERT_ORDERS = ("index", "frequency", "random")
+
+
+@dataclass(frozen=True)
+class ProblemSpec:
+    """Sizes and settings shared by every problem an env sees."""
+    n_layers: int                  # layers of the model
+    n_experts: int                 # experts per layer (E)
+    top_k: int                     # active experts per token (k)
+    capacity: int                  # experts per satellite
+    n_candidates_max: int          # C: the action count; rows are padded to it
+    objective: str                 # "max" | "weighted"
+    max_rate_flops: float          # fastest satellite of the scenario (observation scale)
+
+    @classmethod
+    def of(cls, instance: Instance) -> "ProblemSpec":
+        return cls(instance.n_layers, instance.n_experts, instance.trace.top_k, instance.capacity,
+                   instance.layout.max_candidates, instance.objective, float(instance.rate_flops.max()))
+
+
+@dataclass(frozen=True, eq=False)
+class LayerRows:
+    """B layer sub-problems (leading axis B). Padded candidates have index -1, infinite
+    `cost_s`, zero rate; padded active sets have a zero count and weigh nothing."""
+    layers: np.ndarray             # (B,) model layer of each row
+    candidates: np.ndarray         # (B, C) satellite ids in increasing order, -1 where padded
+    n_candidates: np.ndarray       # (B,)
+    time_steps: np.ndarray         # (B, K) positions in the scenario's time steps
+    leg_cost_s: np.ndarray         # (B, K, C) d(g, s) + d(s, g_next) per time step, outages at the penalty
+    candidate_time_s: np.ndarray   # (B, C) one expert's compute time on the candidate
+    candidate_rate_flops: np.ndarray  # (B, C) compute rate (0 where padded)
+    cost_s: np.ndarray             # (B, C) expected stage cost: mean legs + compute (inf where padded)
+    probabilities: np.ndarray      # (B, E) P(expert active), exactly count / tokens
+    sets: np.ndarray               # (B, m, k) distinct active sets (sorted ids)
+    counts: np.ndarray             # (B, m) tokens per set (0 = padding)
+    order: np.ndarray              # (B, E) experts in the order they are placed
+    analytic_index: np.ndarray     # (B, E) candidate index of each expert under sort-match
+    stage_reference_s: np.ndarray  # (B,) stage latency of the sort-match (NaN where not scored)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def row(self, i: int) -> "LayerRows":
+        """Row i, keeping the row axis (length 1)."""
+        return self.take(slice(i, i + 1))
+
+    def take(self, index) -> "LayerRows":
+        return LayerRows(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
+
+    @property
+    def analytic_satellites(self) -> np.ndarray:
+        """(B, E) satellite of each expert under sort-match."""
+        return np.take_along_axis(self.candidates, self.analytic_index, axis=1)
+
+
+@dataclass(frozen=True)
+class CandidateTables:
+    """Per-layer candidate data over *all* of an instance's time steps (B rows, padded to C):
+    what `build_rows` cuts its time steps from. Cached by generators for fixed gateways."""
+    candidates: np.ndarray         # (B, C)
+    n_candidates: np.ndarray       # (B,)
+    leg_cost_s: np.ndarray         # (B, S, C)
+    candidate_time_s: np.ndarray   # (B, C)
+    candidate_rate_flops: np.ndarray  # (B, C)
+
+    @classmethod
+    def build(cls, instance: Instance, gateways: np.ndarray, layers: np.ndarray, n_candidates_max: int,
+              time_steps: np.ndarray | None = None) -> "CandidateTables":
+        """Tables for `layers` under `gateways`; `time_steps` restricts the legs to those
+        positions in `instance.time_steps` (default all)."""
+        S = len(instance.time_steps) if time_steps is None else len(time_steps)
+        inst = instance if time_steps is None else instance.with_time_steps(instance.time_steps[time_steps])
+        n, C = len(layers), n_candidates_max
+        cand = np.full((n, C), -1, dtype=np.int64)
+        legs = np.zeros((n, S, C))
+        t = np.zeros((n, C))
+        rate = np.zeros((n, C))
+        n_cand = np.empty(n, dtype=np.int64)
+        for i, layer in enumerate(layers):          # a loop over layers, not satellites
+            c = instance.layout.candidates(layer, gateways[layer])
+            m = n_cand[i] = len(c)
+            cand[i, :m] = c
+            legs[i, :, :m] = leg_costs_s(inst, gateways, layer, c)
+            t[i, :m] = instance.expert_time_s[c]
+            rate[i, :m] = instance.rate_flops[c]
+        return cls(cand, n_cand, legs, t, rate)
+
+    def take(self, index) -> "CandidateTables":
+        return CandidateTables(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
+
+
+def build_rows(spec: ProblemSpec, layers: np.ndarray, tables: CandidateTables, time_steps: np.ndarray, sets: np.ndarray,
+               counts: np.ndarray, *, expert_order: str = "index", rng: np.random.Generator | None = None,
+               score_stages: bool = True, time_steps_are_columns: bool = False) -> LayerRows:
+    """B rows in vectorised calls: stage costs over each row's time steps, the closed form
+    and, with `score_stages`, the closed form's stage latency through `scoring`.
+
+    `tables` holds B rows over all time steps; `time_steps` (B, K) picks each row's (or, with
+    `time_steps_are_columns`, `tables.leg_cost_s` already holds exactly those columns)."""
+    B = len(sets)
+    if time_steps_are_columns:
+        legs = tables.leg_cost_s
+    else:
+        legs = tables.leg_cost_s[np.arange(B)[:, None], time_steps]                # (B, K, C)
+    cand = tables.candidates
+    real = cand >= 0
+    cs = np.where(real, mean_stage_cost_s(legs, tables.candidate_time_s), np.inf)
+    E = spec.n_experts
+    tokens = counts.sum(axis=1)
+    # Integer token counts summed in float are exact, so p is exactly count / T, as in the evaluator.
+    flat = (np.arange(B)[:, None, None] * E + sets).ravel()
+    weight = np.broadcast_to(counts[:, :, None], sets.shape).ravel()
+    p = np.bincount(flat, weights=weight, minlength=B * E).reshape(B, E) / tokens[:, None]
+    if expert_order == "index":
+        order = np.broadcast_to(np.arange(E), (B, E))
+    elif expert_order == "frequency":
+        order = np.argsort(-p, axis=1, kind="stable")                               # ties: lower id first
+    else:
+        if rng is None:
+            raise ValueError("expert_order='random' needs rng")
+        order = rng.permuted(np.broadcast_to(np.arange(E), (B, E)), axis=1)
+    idx = sort_match_index(p, cs, spec.capacity, tiebreak=cand)
+    reference = np.full(B, np.nan)
+    if score_stages:
+        seat = np.take_along_axis(cand, idx, axis=1)
+        reference = scoring.stage_latency_s(np.take_along_axis(legs, idx[:, None, :], axis=2),
+                                            np.take_along_axis(tables.candidate_time_s, idx, axis=1), seat,
+                                            sets, counts, p, spec)
+    return LayerRows(layers=np.asarray(layers, dtype=np.int64), candidates=cand, n_candidates=tables.n_candidates,
+                     time_steps=time_steps, leg_cost_s=legs, candidate_time_s=tables.candidate_time_s,
+                     candidate_rate_flops=tables.candidate_rate_flops, cost_s=cs, probabilities=p, sets=sets,
+                     counts=counts, order=order, analytic_index=idx, stage_reference_s=np.asarray(reference))
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """One episode. `scope="stage"` (ExpertPlacement): scored on the one row's expert-stage
+    latency; `scope="token"` (ModelPlacement): on the whole token latency. The return
+    contract is `-objective_s(placement) / reference_s`, with `reference` (the closed form)
+    scoring exactly `reference_s`."""
+    rows: LayerRows
+    gateways: np.ndarray           # (L,)
+    reference: Placement           # the closed form: rows sort-matched, other layers as in the scenario
+    reference_s: float
+    scope: str
+    spec: ProblemSpec
+    instance_factory: Callable[[], Instance]
+    # The batch these rows were cut from, so per-batch work (observation tables) runs once.
+    batch: LayerRows | None = None
+    batch_index: int = 0
+
+    @functools.cached_property
+    def instance(self) -> Instance:
+        """The episode's instance (its time steps and activation trace), built on first use."""
+        return self.instance_factory()
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+    @classmethod
+    def from_instance(cls, instance: Instance, layers=None, *, gateways=None, scope: str | None = None,
+                      expert_order: str = "index", rng: np.random.Generator | None = None,
+                      spec: ProblemSpec | None = None) -> "Problem":
+        """The problem of placing `layers` (default: every layer, scope "token") of an
+        instance, on all of its time steps and its whole trace. What a custom generator
+        returns (see `generator.Generator`)."""
+        spec = spec or ProblemSpec.of(instance)
+        layers = np.arange(instance.n_layers) if layers is None else np.atleast_1d(np.asarray(layers, np.int64))
+        scope = scope or ("token" if len(layers) == instance.n_layers else "stage")
+        if scope not in SCOPES:
+            raise ValueError(f"scope = {scope!r}: allowed: {', '.join(SCOPES)}")
+        g = instance.layout.central_gateways if gateways is None else np.asarray(gateways, dtype=np.int64)
+        tables = CandidateTables.build(instance, g, layers, spec.n_candidates_max)
+        sets, counts = stack_active_sets(instance.trace, layers, spec.top_k)
+        steps = np.broadcast_to(np.arange(len(instance.time_steps)), (len(layers), len(instance.time_steps)))
+        rows = build_rows(spec, layers, tables, steps, sets, counts, expert_order=expert_order, rng=rng,
+                          score_stages=scope == "stage", time_steps_are_columns=True)
+        experts = analytic_placement(instance, g).experts.copy()
+        experts[layers] = rows.analytic_satellites
+        return finish_problem(rows, Placement(g, experts), scope, spec, functools.partial(fixed_instance, instance))
+
+
+def fixed_instance(instance: Instance) -> Instance:
+    """An instance factory's body for an instance that is already built (picklable, unlike
+    a lambda)."""
+    return instance
+
+
+def finish_problem(rows: LayerRows, reference: Placement, scope: str, spec: ProblemSpec,
+                   instance_factory: Callable[[], Instance], batch: LayerRows | None = None,
+                   batch_index: int = 0) -> Problem:
+    """A Problem with its reference latency: the row's scored stage, or the token latency."""
+    if scope == "stage":
+        reference_s = float(rows.stage_reference_s[0])
+    else:
+        reference_s = scoring.token_latency_s(instance_factory(), reference)
+    return Problem(rows, reference.gateways, reference, reference_s, scope, spec, instance_factory, batch,
+                   batch_index)
+
+
+def stack_active_sets(trace, layers, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, m, k) active sets and (n, m) counts of `layers`, padded to one m with zero-count
+    copies of the first set."""
+    per_layer = [trace.active_sets(int(layer)) for layer in layers]
+    m = max(len(c) for _, c in per_layer)
+    sets = np.empty((len(per_layer), m, top_k), dtype=np.int64)
+    counts = np.zeros((len(per_layer), m), dtype=np.int64)
+    for i, (s, c) in enumerate(per_layer):
+        sets[i, : len(s)], sets[i, len(s):], counts[i, : len(c)] = s, s[0], c
+    return sets, counts

@@ -1,0 +1,60 @@
+"""What an episode is scored on, and the only place the envs ask for a latency.
+
+Every function here reduces through `xnet_gym.latency` (the one evaluator): the envs'
+terminal scores, the closed form's reference, the reward functions' inputs and the solver
+adapter all come from these calls.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..instance import Instance
+from ..latency import evaluate, evaluate_stages, stage_total_s
+from ..placement import Placement
+
+if TYPE_CHECKING:
+    from .problem import Problem, ProblemSpec
+
+
+def stage_latency_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, satellites: np.ndarray, sets: np.ndarray,
+                    counts: np.ndarray, probabilities: np.ndarray, spec: "ProblemSpec"):
+    """Expert-stage latency of (a batch of) layers from their experts' per-time-step legs:
+    `latency.stage_total_s` under the spec's objective, top-k and capacity."""
+    return stage_total_s(leg_cost_s, expert_time_s, satellites, sets, counts, probabilities, spec.top_k,
+                         spec.objective, spec.capacity)
+
+
+def token_latency_s(instance: Instance, placement: Placement) -> float:
+    """Expected token latency of a full placement (the evaluator, without the split)."""
+    return evaluate(instance, placement, split=False).latency_s
+
+
+def objective_s(problem: "Problem", placement: Placement, candidate_index: np.ndarray | None = None) -> float:
+    """The episode's score of a complete placement: its token latency (scope "token") or the
+    row's expert-stage latency (scope "stage"). `candidate_index` (1, E), when the caller
+    knows it, spares a search; a placement off the row's candidates, or with other gateways,
+    goes to the evaluator on the episode's instance."""
+    if problem.scope == "token":
+        return token_latency_s(problem.instance, placement)
+    rows = problem.rows
+    sats = placement.experts[int(rows.layers[0])]
+    idx = None
+    if candidate_index is not None:
+        idx = candidate_index[0]
+    elif np.array_equal(placement.gateways, problem.gateways):
+        cand = rows.candidates[0, : rows.n_candidates[0]]
+        idx = np.minimum(np.searchsorted(cand, sats), len(cand) - 1)
+        if not np.array_equal(cand[idx], sats):      # an expert off the episode's candidates
+            idx = None
+    if idx is None:
+        return float(evaluate_stages(problem.instance, placement, rows.layers, split=False).stage_s[0])
+    return float(stage_latency_s(rows.leg_cost_s[0][:, idx], rows.candidate_time_s[0, idx], sats, rows.sets[0],
+                                 rows.counts[0], rows.probabilities[0], problem.spec))
+
+
+def ratio_to_reference(problem: "Problem", placement: Placement) -> float:
+    """latency / closed-form latency of a placement on the episode: minus the return."""
+    return objective_s(problem, placement) / problem.reference_s
