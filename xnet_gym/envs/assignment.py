@@ -87,12 +87,12 @@ class AssignmentEnv(gym.Env):
     @property
     def current_layer(self) -> int | None:
         """The model layer being placed; None when the episode is over."""
-        return None if self._done else int(self._problem.rows.layers[self._li])
+        return None if self._done else self._layers[self._li]
 
     @property
     def current_expert(self) -> int | None:
         """The expert the next action places; None when the episode is over."""
-        return None if self._done else int(self._problem.rows.order[self._li, self._j])
+        return None if self._done else self._order[self._li][self._j]
 
     @property
     def assignment(self) -> np.ndarray:
@@ -109,8 +109,9 @@ class AssignmentEnv(gym.Env):
 
     # ------------------------------------------------------------------------ state
     def _start(self, problem: Problem) -> None:
-        rows = problem.rows
-        n, C, E = len(rows), self.n_candidates_max, problem.spec.n_experts
+        b, first = problem.batch, problem.first
+        n, C, E = problem.n_rows, self.n_candidates_max, problem.spec.n_experts
+        rows = slice(first, first + n)
         self._problem = problem
         self._li = self._j = 0
         self._E = E
@@ -119,15 +120,24 @@ class AssignmentEnv(gym.Env):
         self._final: Placement | None = None
         self._capacity = problem.spec.capacity
         self._experts = problem.reference.experts.copy()
-        self._cand_index = np.full((n, E), -1, dtype=np.int64)
-        self._count = np.zeros((n, C), dtype=np.int64)
+        self._cand_index = np.empty((n, E), dtype=np.int64)
+        self._cand_index.fill(-1)
+        self._count = [[0] * C for _ in range(n)]          # experts per candidate, read every step
         self._shaped = 0.0
         self._invalid = 0
-        self._padding_ok = np.arange(C)[None, :] < rows.n_candidates[:, None]          # (n, C)
+        self._padding_ok = np.arange(C)[None, :] < b.n_candidates[rows, None]          # (n, C)
+        # Python lists of what every step reads: a list index is several times cheaper than
+        # a NumPy scalar index, and these are tiny.
+        self._order = b.order[rows].tolist()
+        self._layers = b.layers[rows].tolist()
+        self._first = first
         self._mask = self._padding_ok[0].copy()
         self._progress = p = Progress(n, C, n * E)
         p.mask_f[:] = self._mask
         self.observation_builder.start(problem)
+        # The builder's bound methods, called directly: one call less per feature and step.
+        self._feature_values = self.observation_builder.values
+        self._feature_placers = self.observation_builder.placers
 
     def action_masks(self) -> np.ndarray:
         """Bool (n_candidates_max,): candidates with a free seat. Never all False mid-episode."""
@@ -140,36 +150,26 @@ class AssignmentEnv(gym.Env):
         if the agent has filled that satellite, the cheapest candidate with a free seat."""
         if self._problem is None or self._done:
             raise ActionError("analytic_action() needs an episode in progress: call reset() first")
-        rows, li = self._problem.rows, self._li
-        idx = int(rows.analytic_index[li, rows.order[li, self._j]])
+        b, row = self._problem.batch, self._first + self._li
+        idx = int(b.analytic_index[row, self._order[self._li][self._j]])
         if self._mask[idx]:
             return idx
-        return int(np.argmin(np.where(self._mask, rows.cost_s[li], np.inf)))
+        return int(np.argmin(np.where(self._mask, b.cost_s[row], np.inf)))
 
     def _observation(self) -> dict:
         if self._done:
             li = self._n - 1
-            e = int(self._problem.rows.order[li, -1])
+            e = self._order[li][-1]
         else:
             li = self._li
-            e = int(self._problem.rows.order[li, self._j])
-        return self.observation_builder.observe(self._progress, li, e)
+            e = self._order[li][self._j]
+        return {key: value(self._progress, li, e) for key, value in self._feature_values}
 
     # ------------------------------------------------------------------------ gym API
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self._start(self.generator(self.np_random, options))
-        return self._observation(), {"layer": int(self._problem.rows.layers[0]), "step_in_layer": 0}
-
-    def _check_action(self, action) -> int:
-        try:
-            a = int(action)
-            ok = a == action and 0 <= a < self.n_candidates_max and not isinstance(action, (bool, np.bool_))
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            raise ActionError(f"action = {action!r}: must be an integer in [0, {self.n_candidates_max - 1}]")
-        return a
+        return self._observation(), {"layer": self._layers[0], "step_in_layer": 0}
 
     def step(self, action):
         problem = self._problem
@@ -177,24 +177,32 @@ class AssignmentEnv(gym.Env):
             raise ActionError("step() before reset(): call reset() first")
         if self._done:
             raise ActionError("step() after the episode ended: call reset()")
-        a = self._check_action(action)
-        rows, li = problem.rows, self._li
-        e = int(rows.order[li, self._j])
+        try:
+            a = int(action)
+            ok = a == action and 0 <= a < self.n_candidates_max and not isinstance(action, (bool, np.bool_))
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise ActionError(f"action = {action!r}: must be an integer in [0, {self.n_candidates_max - 1}]")
+        li = self._li
+        e = self._order[li][self._j]
         mask = self._mask
         invalid = not mask[a]
         if invalid:
-            a = int(np.argmin(np.where(mask, rows.cost_s[li], np.inf)))
+            a = int(np.argmin(np.where(mask, problem.batch.cost_s[self._first + li], np.inf)))
             self._invalid += 1
-        layer = int(rows.layers[li])
-        self._experts[layer, e] = rows.candidates[li, a]
+        layer = self._layers[li]
+        self._experts[layer, e] = problem.batch.candidates[self._first + li, a]
         self._cand_index[li, e] = a
-        count = self._count[li, a] = self._count[li, a] + 1
+        counts = self._count[li]
+        count = counts[a] = counts[a] + 1
         progress = self._progress
         progress.occupancy[li, a] = count / self._capacity
         full = count >= self._capacity
         if full:
             mask[a] = False
-        self.observation_builder.place(li, e, a)
+        for place in self._feature_placers:
+            place(li, e, a)
         shaped = self.reward_fn.step(problem, li, e, a)
         self._shaped += shaped
         reward = shaped - (INVALID_ACTION_PENALTY if invalid else 0.0)
@@ -226,9 +234,8 @@ class AssignmentEnv(gym.Env):
         if self.render_mode is None or self._problem is None:
             return None
         li = min(self._li, self._n - 1)
-        rows = self._problem.rows
         shown = self._experts.copy()
-        shown[rows.layers] = np.where(self._cand_index >= 0, shown[rows.layers], -1)
+        shown[self._layers] = np.where(self._cand_index >= 0, shown[self._layers], -1)
         if self.render_mode == "ansi":
             return self.viewer.ansi(self._problem, li, shown)
         return self.viewer.rgb_array(self._problem, li, shown)

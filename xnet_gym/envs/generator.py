@@ -148,11 +148,10 @@ class PlacementGenerator:
     def _from_block(self, i: int) -> Problem:
         block = self._block
         assert block is not None
-        rows = block.row(i)
         experts = self._base_analytic.experts.copy()
-        experts[rows.layers] = rows.analytic_satellites
-        make = functools.partial(self._episode_instance, rows, self._block_trace)
-        return finish_problem(rows, Placement(self._block_gateways, experts), "stage", self.spec, make, block, i)
+        experts[block.layers[i]] = block.analytic_satellites[i]
+        make = functools.partial(self._episode_instance, block, i, self._block_trace)
+        return finish_problem(block, i, 1, Placement(self._block_gateways, experts), "stage", self.spec, make)
 
     def _model_problem(self, rng: np.random.Generator, options: dict) -> Problem:
         """Every layer, one shared subset of time steps, scored on token latency."""
@@ -166,8 +165,8 @@ class PlacementGenerator:
                           score_stages=False)
         experts = self._base_analytic.experts.copy()
         experts[layers] = rows.analytic_satellites
-        instance = self._episode_instance(rows, trace)
-        return finish_problem(rows, Placement(gateways, experts), "token", self.spec,
+        instance = self._episode_instance(rows, 0, trace)
+        return finish_problem(rows, 0, L, Placement(gateways, experts), "token", self.spec,
                               functools.partial(fixed_instance, instance))
 
     # ------------------------------------------------------------------ ingredients
@@ -235,9 +234,11 @@ class PlacementGenerator:
             return np.broadcast_to(np.arange(S), (n, S))
         return np.sort(np.argpartition(rng.random((n, S)), K, axis=1)[:, :K], axis=1)
 
-    def _episode_instance(self, rows: LayerRows, trace: ActivationTrace | None) -> Instance:
-        """The Instance an episode stands for: its time steps, and its trace (drawn profiles go
-        into the scenario's trace at their layers, tokens grouped by set)."""
+    def _episode_instance(self, batch: LayerRows, first: int, trace: ActivationTrace | None) -> Instance:
+        """The Instance an episode stands for (rows from `first` of `batch`): its time steps,
+        and its trace (drawn profiles go into the scenario's trace at their layers, tokens
+        grouped by set)."""
+        rows = batch if self.scope == "token" else batch.row(first)
         if trace is None:
             T = int(rows.counts[0].sum())
             known, parts = {}, []

@@ -50,20 +50,25 @@ class Feature:
         """Per-row tables for a batch of rows (leading axis B); None if the feature has none."""
         return None
 
-    def take(self, tables: Any, start: int, stop: int) -> Any:
-        """Rows [start, stop) of `tables`."""
-        if tables is None:
-            return None
-        return {k: v[start:stop] for k, v in tables.items()}
-
-    def start(self, tables: Any, problem: Problem) -> None:
-        """A new episode: `tables` are this episode's rows."""
-        self.t = tables
+    def start(self, tables: Any, first: int, problem: Problem) -> None:
+        """A new episode whose row `li` is row `first + li` of `tables`. Keep what `value`
+        reads in plain attributes: `value` runs on every step."""
 
     place: Any = None                 # optional: place(li, expert, candidate) after each step
 
     def value(self, progress: Progress, li: int, e: int) -> np.ndarray:
         raise NotImplementedError
+
+
+class RowFeature(Feature):
+    """A feature that is a fixed per-candidate table row: `tables` returns {key: (B, C)}.
+    """
+
+    def start(self, tables, first, problem):
+        self._table, self._first = tables[self.key], first
+
+    def value(self, progress, li, e):
+        return self._table[self._first + li].copy()
 
 
 def normalised_cost(rows: LayerRows) -> np.ndarray:
@@ -84,34 +89,29 @@ class ExpertFeature(Feature):
         by_pop = np.argsort(-rows.probabilities, axis=1, kind="stable")              # ties: lower id first
         rank = np.empty(rows.probabilities.shape, dtype=np.float32)
         np.put_along_axis(rank, by_pop, (np.arange(E) / E).astype(np.float32)[None], axis=1)
-        return {"probabilities": rows.probabilities, "rank": rank,
-                "layer_fraction": rows.layers / max(spec.n_layers - 1, 1)}
+        # Lists: read as Python floats on every step, cheaper than NumPy scalar indexing.
+        return {"probabilities": rows.probabilities.tolist(), "rank": rank.tolist(),
+                "layer_fraction": (rows.layers / max(spec.n_layers - 1, 1)).tolist()}
 
-    def start(self, tables, problem):
-        self.t = tables
-        self._x = np.empty(4, dtype=np.float32)
+    def start(self, tables, first, problem):
+        self._p, self._rank, self._layer_fraction = tables["probabilities"], tables["rank"], tables["layer_fraction"]
+        self._first = first
 
     def value(self, progress, li, e):
-        t, x = self.t, self._x
-        x[0] = t["probabilities"][li, e]
-        x[1] = t["rank"][li, e]
-        x[2] = progress.step / progress.n_steps
-        x[3] = t["layer_fraction"][li]
-        return x.copy()
+        row = self._first + li
+        return np.array((self._p[row][e], self._rank[row][e], progress.step / progress.n_steps,
+                         self._layer_fraction[row]), dtype=np.float32)
 
 
-class CandidateCost(Feature):
+class CandidateCost(RowFeature):
     key = "candidate_cost"
     meaning = "expected stage cost (both legs + compute), min-max normalised in the layer (pad: 1)"
 
     def tables(self, rows, spec):
-        return {"cost": normalised_cost(rows)}
-
-    def value(self, progress, li, e):
-        return self.t["cost"][li].copy()
+        return {self.key: normalised_cost(rows)}
 
 
-class CandidateSeatRank(Feature):
+class CandidateSeatRank(RowFeature):
     key = "candidate_seat_rank"
     meaning = ("the candidate's first seat in cost order x capacity / E, capped at 1 (pad: 1); sort-match "
                "gives an expert of popularity rank r the seat r")
@@ -123,10 +123,7 @@ class CandidateSeatRank(Feature):
         by_cost = np.lexsort((rows.candidates, rows.cost_s), axis=-1)
         out = np.empty(rows.cost_s.shape, dtype=np.float32)
         np.put_along_axis(out, by_cost, seats[None], axis=1)
-        return {"seat": out}
-
-    def value(self, progress, li, e):
-        return self.t["seat"][li].copy()
+        return {self.key: out}
 
 
 class CandidateMarginal(Feature):
@@ -146,31 +143,29 @@ class CandidateMarginal(Feature):
         joint = rows.counts[b, j].astype(float)
         total = np.bincount(row, weights=joint, minlength=B * E)
         offsets = np.searchsorted(row, np.arange(B * E + 1))
-        return {"cost": normalised_cost(rows), "offsets": offsets, "set_index": j,
+        # A list: indexing it is several times faster than a NumPy scalar index, per step.
+        return {"cost": normalised_cost(rows), "offsets": offsets.tolist(), "set_index": j,
                 "weight": (joint / total[row]).astype(np.float32), "n_sets": rows.counts.shape[1], "E": E}
 
-    def take(self, tables, start, stop):
-        E = tables["E"]
-        return {**tables, "cost": tables["cost"][start:stop], "offsets": tables["offsets"][start * E: stop * E + 1]}
-
-    def start(self, tables, problem):
-        self.t = tables
-        self._set_max = np.zeros((len(tables["cost"]), tables["n_sets"]), dtype=np.float32)
+    def start(self, tables, first, problem):
+        self._cost, self._offsets = tables["cost"], tables["offsets"]
+        self._set_index, self._weight, self._E = tables["set_index"], tables["weight"], tables["E"]
+        self._first = first
+        self._set_max = np.zeros((problem.n_rows, tables["n_sets"]), dtype=np.float32)
 
     def place(self, li, e, a):
-        t = self.t
-        lo, hi = t["offsets"][li * t["E"] + e], t["offsets"][li * t["E"] + e + 1]
-        sets = t["set_index"][lo:hi]
+        at = (self._first + li) * self._E + e
+        sets = self._set_index[self._offsets[at]: self._offsets[at + 1]]
         sm = self._set_max[li]
-        sm[sets] = np.maximum(sm[sets], t["cost"][li, a])
+        sm[sets] = np.maximum(sm[sets], self._cost[self._first + li, a])
 
     def value(self, progress, li, e):
-        t = self.t
-        cn = t["cost"][li]
-        lo, hi = t["offsets"][li * t["E"] + e], t["offsets"][li * t["E"] + e + 1]
+        cn = self._cost[self._first + li]
+        at = (self._first + li) * self._E + e
+        lo, hi = self._offsets[at], self._offsets[at + 1]
         if lo == hi:                                # no token activates e
             return cn.copy()
-        marginal = np.maximum(cn[:, None], self._set_max[li][t["set_index"][lo:hi]]) @ t["weight"][lo:hi]
+        marginal = np.maximum(cn[:, None], self._set_max[li][self._set_index[lo:hi]]) @ self._weight[lo:hi]
         return np.minimum(marginal, 1.0, out=marginal)   # float32 weights sum to 1 only within rounding
 
 
@@ -190,15 +185,12 @@ class CandidateOccupancy(Feature):
         return progress.occupancy[li].copy()
 
 
-class CandidateRate(Feature):
+class CandidateRate(RowFeature):
     key = "candidate_rate"
     meaning = "compute rate / the scenario's fastest satellite (pad: 0)"
 
     def tables(self, rows, spec):
-        return {"rate": (rows.candidate_rate_flops / spec.max_rate_flops).astype(np.float32)}
-
-    def value(self, progress, li, e):
-        return self.t["rate"][li].copy()
+        return {self.key: (rows.candidate_rate_flops / spec.max_rate_flops).astype(np.float32)}
 
 
 class CandidateCoactivation(Feature):
@@ -213,13 +205,13 @@ class CandidateCoactivation(Feature):
         from ..activation import coactivation_from_sets
         return {"coactivation": coactivation_from_sets(rows.sets, rows.counts, spec.n_experts).astype(np.float32)}
 
-    def start(self, tables, problem):
-        self.t = tables
-        n, E = tables["coactivation"].shape[:2]
-        self._sum = np.zeros((n, E, problem.spec.n_candidates_max), dtype=np.float32)
+    def start(self, tables, first, problem):
+        self._coactivation, self._first = tables["coactivation"], first
+        E = problem.spec.n_experts
+        self._sum = np.zeros((problem.n_rows, E, problem.spec.n_candidates_max), dtype=np.float32)
 
     def place(self, li, e, a):
-        self._sum[li, :, a] += self.t["coactivation"][li, :, e]
+        self._sum[li, :, a] += self._coactivation[self._first + li, :, e]
 
     def value(self, progress, li, e):
         return self._sum[li, e].copy()
@@ -250,19 +242,24 @@ class ObservationBuilder:
             if f.per_candidate != per_candidate_name:
                 raise ValueError(f"feature key {f.key!r}: per-candidate features are named 'candidate_*' "
                                  f"(or 'action_mask'), and only they")
-        self._placers = [f.place for f in self.features if f.place is not None]
+        self._bind()
         self._memo_batch: LayerRows | None = None
         self._memo: list = []
+
+    def _bind(self) -> None:
+        # (key, bound value method) and the bound place methods, for the env's step loop.
+        self.values = [(f.key, f.value) for f in self.features]
+        self.placers = [f.place for f in self.features if f.place is not None]
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state.update(_memo_batch=None, _memo=[])
-        state.pop("_placers")
+        del state["placers"], state["values"]
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._placers = [f.place for f in self.features if f.place is not None]
+        self._bind()
 
     def space(self, spec: ProblemSpec) -> spaces.Dict:
         return spaces.Dict({f.key: spaces.Box(0.0, f.high(spec), shape=f.shape(spec), dtype=np.float32)
@@ -272,24 +269,20 @@ class ObservationBuilder:
         return tuple(f.key for f in self.features if f.per_candidate)
 
     def start(self, problem: Problem) -> None:
-        """Tables for the episode's rows: cut from its batch's (computed once per batch)."""
-        if problem.batch is not None:
-            if problem.batch is not self._memo_batch:
-                self._memo = [f.tables(problem.batch, problem.spec) for f in self.features]
-                self._memo_batch = problem.batch
-            i, n = problem.batch_index, problem.n_rows
-            per_row = [f.take(t, i, i + n) for f, t in zip(self.features, self._memo)]
-        else:
-            per_row = [f.tables(problem.rows, problem.spec) for f in self.features]
-        for f, t in zip(self.features, per_row):
-            f.start(t, problem)
+        """Tables for the episode's rows: its batch's (computed once per batch), read at the
+        episode's offset in the batch."""
+        if problem.batch is not self._memo_batch:
+            self._memo = [f.tables(problem.batch, problem.spec) for f in self.features]
+            self._memo_batch = problem.batch
+        for f, t in zip(self.features, self._memo):
+            f.start(t, problem.first, problem)
 
     def place(self, li: int, e: int, a: int) -> None:
-        for place in self._placers:
+        for place in self.placers:
             place(li, e, a)
 
     def observe(self, progress: Progress, li: int, e: int) -> dict[str, np.ndarray]:
-        return {f.key: f.value(progress, li, e) for f in self.features}
+        return {key: value(progress, li, e) for key, value in self.values}
 
     def table_markdown(self) -> str:
         """The observation table of the env docstrings."""

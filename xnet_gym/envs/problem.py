@@ -6,7 +6,8 @@
   many rows in one vectorised call; `row(i)` cuts one out. Fields are declared once, here,
   and every copy, cut or stack goes through `dataclasses.fields`, never by position.
 - `Problem`: one episode, immutable: its rows (1 for ExpertPlacement, L for ModelPlacement),
-  the gateways, the closed-form placement and the latency it scores (`reference_s`).
+  kept as an offset into the batch they were drawn with, the gateways, the closed-form
+  placement and the latency it scores (`reference_s`).
 - `ProblemSpec`: the sizes fixed for every episode of an env (spaces are built from it).
 
 Observation features are not stored here: `observation.py` derives them from the rows.
@@ -66,6 +67,7 @@ class LayerRows:
     counts: np.ndarray             # (B, m) tokens per set (0 = padding)
     order: np.ndarray              # (B, E) experts in the order they are placed
     analytic_index: np.ndarray     # (B, E) candidate index of each expert under sort-match
+    analytic_satellites: np.ndarray  # (B, E) satellite of each expert under sort-match
     stage_reference_s: np.ndarray  # (B,) stage latency of the sort-match (NaN where not scored)
 
     def __len__(self) -> int:
@@ -76,12 +78,10 @@ class LayerRows:
         return self.take(slice(i, i + 1))
 
     def take(self, index) -> "LayerRows":
-        return LayerRows(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
+        return LayerRows(**{name: getattr(self, name)[index] for name in _ROW_FIELDS})
 
-    @property
-    def analytic_satellites(self) -> np.ndarray:
-        """(B, E) satellite of each expert under sort-match."""
-        return np.take_along_axis(self.candidates, self.analytic_index, axis=1)
+
+_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(LayerRows))
 
 
 @dataclass(frozen=True)
@@ -152,42 +152,46 @@ def build_rows(spec: ProblemSpec, layers: np.ndarray, tables: CandidateTables, t
         order = rng.permuted(np.broadcast_to(np.arange(E), (B, E)), axis=1)
     idx = sort_match_index(p, cs, spec.capacity, tiebreak=cand)
     reference = np.full(B, np.nan)
+    seat = np.take_along_axis(cand, idx, axis=1)
     if score_stages:
-        seat = np.take_along_axis(cand, idx, axis=1)
         reference = scoring.stage_latency_s(np.take_along_axis(legs, idx[:, None, :], axis=2),
                                             np.take_along_axis(tables.candidate_time_s, idx, axis=1), seat,
                                             sets, counts, p, spec)
     return LayerRows(layers=np.asarray(layers, dtype=np.int64), candidates=cand, n_candidates=tables.n_candidates,
                      time_steps=time_steps, leg_cost_s=legs, candidate_time_s=tables.candidate_time_s,
                      candidate_rate_flops=tables.candidate_rate_flops, cost_s=cs, probabilities=p, sets=sets,
-                     counts=counts, order=order, analytic_index=idx, stage_reference_s=np.asarray(reference))
+                     counts=counts, order=order, analytic_index=idx, analytic_satellites=seat, stage_reference_s=np.asarray(reference))
 
 
 @dataclass(frozen=True, eq=False)
 class Problem:
-    """One episode. `scope="stage"` (ExpertPlacement): scored on the one row's expert-stage
-    latency; `scope="token"` (ModelPlacement): on the whole token latency. The return
-    contract is `-objective_s(placement) / reference_s`, with `reference` (the closed form)
-    scoring exactly `reference_s`."""
-    rows: LayerRows
+    """One episode: rows `first .. first + n_rows - 1` of `batch` (a generator draws many
+    episodes' rows at once; `rows` cuts this episode's out, and hot paths index the batch at
+    `first` instead). `scope="stage"` (ExpertPlacement): scored on the one row's
+    expert-stage latency; `scope="token"` (ModelPlacement): on the whole token latency. The
+    return contract is `-objective_s(placement) / reference_s`, with `reference` (the closed
+    form) scoring exactly `reference_s`."""
+    batch: LayerRows
+    first: int
+    n_rows: int
     gateways: np.ndarray           # (L,)
     reference: Placement           # the closed form: rows sort-matched, other layers as in the scenario
     reference_s: float
     scope: str
     spec: ProblemSpec
     instance_factory: Callable[[], Instance]
-    # The batch these rows were cut from, so per-batch work (observation tables) runs once.
-    batch: LayerRows | None = None
-    batch_index: int = 0
+
+    @functools.cached_property
+    def rows(self) -> LayerRows:
+        """This episode's rows (row i is the episode's i-th layer)."""
+        if self.first == 0 and self.n_rows == len(self.batch):
+            return self.batch
+        return self.batch.take(slice(self.first, self.first + self.n_rows))
 
     @functools.cached_property
     def instance(self) -> Instance:
         """The episode's instance (its time steps and activation trace), built on first use."""
         return self.instance_factory()
-
-    @property
-    def n_rows(self) -> int:
-        return len(self.rows)
 
     @classmethod
     def from_instance(cls, instance: Instance, layers=None, *, gateways=None, scope: str | None = None,
@@ -209,7 +213,8 @@ class Problem:
                           score_stages=scope == "stage", time_steps_are_columns=True)
         experts = analytic_placement(instance, g).experts.copy()
         experts[layers] = rows.analytic_satellites
-        return finish_problem(rows, Placement(g, experts), scope, spec, functools.partial(fixed_instance, instance))
+        return finish_problem(rows, 0, len(rows), Placement(g, experts), scope, spec,
+                              functools.partial(fixed_instance, instance))
 
 
 def fixed_instance(instance: Instance) -> Instance:
@@ -218,16 +223,15 @@ def fixed_instance(instance: Instance) -> Instance:
     return instance
 
 
-def finish_problem(rows: LayerRows, reference: Placement, scope: str, spec: ProblemSpec,
-                   instance_factory: Callable[[], Instance], batch: LayerRows | None = None,
-                   batch_index: int = 0) -> Problem:
-    """A Problem with its reference latency: the row's scored stage, or the token latency."""
+def finish_problem(batch: LayerRows, first: int, n_rows: int, reference: Placement, scope: str, spec: ProblemSpec,
+                   instance_factory: Callable[[], Instance]) -> Problem:
+    """A Problem over rows [first, first + n_rows) of `batch`, with its reference latency:
+    the row's scored stage, or the token latency."""
     if scope == "stage":
-        reference_s = float(rows.stage_reference_s[0])
+        reference_s = float(batch.stage_reference_s[first])
     else:
         reference_s = scoring.token_latency_s(instance_factory(), reference)
-    return Problem(rows, reference.gateways, reference, reference_s, scope, spec, instance_factory, batch,
-                   batch_index)
+    return Problem(batch, first, n_rows, reference.gateways, reference, reference_s, scope, spec, instance_factory)
 
 
 def stack_active_sets(trace, layers, top_k: int) -> tuple[np.ndarray, np.ndarray]:

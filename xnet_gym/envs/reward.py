@@ -33,9 +33,9 @@ class DenseReward(SparseReward):
     name = "dense"
 
     def step(self, problem: Problem, layer_index: int, expert: int, candidate: int) -> float:
-        rows = problem.rows
-        share = rows.probabilities[layer_index, expert] / problem.spec.top_k
-        return -float(share * rows.cost_s[layer_index, candidate]) / problem.reference_s
+        b, row = problem.batch, problem.first + layer_index
+        share = b.probabilities[row, expert] / problem.spec.top_k
+        return -float(share * b.cost_s[row, candidate]) / problem.reference_s
 
 
 REWARDS = {"sparse": SparseReward, "dense": DenseReward}

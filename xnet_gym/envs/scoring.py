@@ -39,20 +39,21 @@ def objective_s(problem: "Problem", placement: Placement, candidate_index: np.nd
     goes to the evaluator on the episode's instance."""
     if problem.scope == "token":
         return token_latency_s(problem.instance, placement)
-    rows = problem.rows
-    sats = placement.experts[int(rows.layers[0])]
+    b, i = problem.batch, problem.first
+    layer = int(b.layers[i])
+    sats = placement.experts[layer]
     idx = None
     if candidate_index is not None:
         idx = candidate_index[0]
     elif np.array_equal(placement.gateways, problem.gateways):
-        cand = rows.candidates[0, : rows.n_candidates[0]]
+        cand = b.candidates[i, : b.n_candidates[i]]
         idx = np.minimum(np.searchsorted(cand, sats), len(cand) - 1)
         if not np.array_equal(cand[idx], sats):      # an expert off the episode's candidates
             idx = None
     if idx is None:
-        return float(evaluate_stages(problem.instance, placement, rows.layers, split=False).stage_s[0])
-    return float(stage_latency_s(rows.leg_cost_s[0][:, idx], rows.candidate_time_s[0, idx], sats, rows.sets[0],
-                                 rows.counts[0], rows.probabilities[0], problem.spec))
+        return float(evaluate_stages(problem.instance, placement, [layer], split=False).stage_s[0])
+    return float(stage_latency_s(b.leg_cost_s[i][:, idx], b.candidate_time_s[i, idx], sats, b.sets[i], b.counts[i],
+                                 b.probabilities[i], problem.spec))
 
 
 def ratio_to_reference(problem: "Problem", placement: Placement) -> float:
