@@ -54,9 +54,6 @@ class Optimum:
         bound, value, proven = 0.0, 0.0, True
         for layer in range(instance.n_layers):
             cand, mean_cost = layer_costs(instance, g, layer)
-            if E > len(cand) * cap:
-                raise field_error(ScenarioError, "placement.experts_per_satellite", cap,
-                                  f"layer {layer} has {len(cand)} candidates x {cap} seats < {E} experts")
             p = instance.trace.layer_probabilities(layer)
             if instance.objective == "weighted":
                 seats = np.repeat(np.arange(len(cand)), cap)

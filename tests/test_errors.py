@@ -21,10 +21,10 @@ def scenario_with(tmp_path, old, new):
 @pytest.mark.parametrize("old,new,needles", [
     ("planes = 3\n", "", ["constellation.planes", "missing", "required"]),
     ('pattern = "delta"', 'pattern = "hexagon"', ["constellation.pattern", "'hexagon'", "delta, star"]),
-    ("altitude_km = 550.0", "altitude_km = -5.0", ["constellation.altitude_km", "-5.0", "> 0"]),
+    ("altitude_km = 550.0", "altitude_km = -5.0", ["constellation.altitude_km", "-5.0", "[100, 400000] km"]),
     ("inclination_deg = 53.0", "inclination_deg = 181.0", ["constellation.inclination_deg", "181.0", "[0, 180]"]),
     ("inclination_deg = 53.0", "inclination_deg = -1.0", ["constellation.inclination_deg", "-1.0", "[0, 180]"]),
-    ("planes = 3", "planes = 0", ["constellation.planes", "0", ">= 1"]),
+    ("planes = 3", "planes = 0", ["constellation.planes", "0", "[1, 1000000]"]),
     ('preset = "tiny"', 'preset = "tiny"\ntop_k = 5', ["model.top_k", "5", "<= model.experts (4)"]),
     ("sats_per_plane = 6", "sats_per_plane = 2", ["constellation.sats_per_plane", "2", "layers_per_subnet"]),
     ("planes = 3\n", "planes = 2\n", ["placement.experts_per_satellite", "1", "3 seats for 4 experts"]),

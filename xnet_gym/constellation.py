@@ -1,6 +1,6 @@
 """Walker constellations: satellite positions and velocities over the scenario's time steps.
 
-Geometry follows DESIGN.md section 2. Satellite index n = p * S + s for plane p and slot s.
+Geometry follows docs/model.md. Satellite index n = p * S + s for plane p and slot s.
 Orbits are circular; positions are ECI in km, velocities in km/s (the analytic derivative).
 """
 
@@ -10,11 +10,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ScenarioError, field_error
+from .errors import ScenarioError, check_choice, check_int, check_number
 
 EARTH_RADIUS_KM = 6371.0
 MU_KM3_S2 = 398600.4418
 LIGHT_SPEED_KM_S = 299792.458
+# Physical ranges of the inputs: wide enough for any Earth orbit, narrow enough that every
+# derived number (periods, lengths, delays) stays finite.
+MIN_ALTITUDE_KM = 100.0            # the Karman line
+MAX_ALTITUDE_KM = 400_000.0        # beyond the Moon's distance no Earth shell makes sense
+MAX_DISTANCE_KM = 1_000_000.0
+MAX_SATELLITES = 1_000_000
 
 PATTERNS = ("delta", "star")
 
@@ -29,24 +35,16 @@ class WalkerSpec:
     phasing: int = 0
 
     def __post_init__(self):
-        if self.pattern not in PATTERNS:
-            raise field_error(ScenarioError, "constellation.pattern", self.pattern,
-                              f"allowed: {', '.join(PATTERNS)}")
-        for key in ("planes", "sats_per_plane"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise field_error(ScenarioError, f"constellation.{key}", value,
-                                  "must be an integer >= 1")
-        if isinstance(self.phasing, bool) or not isinstance(self.phasing, int) or not (
-                0 <= self.phasing < self.planes):
-            raise field_error(ScenarioError, "constellation.phasing", self.phasing,
-                              f"must be an integer in [0, planes - 1] = [0, {self.planes - 1}]")
-        if not np.isfinite(self.altitude_km) or self.altitude_km <= 0:
-            raise field_error(ScenarioError, "constellation.altitude_km", self.altitude_km,
-                              "must be a finite number > 0 km")
-        if not np.isfinite(self.inclination_deg) or not 0 <= self.inclination_deg <= 180:
-            raise field_error(ScenarioError, "constellation.inclination_deg",
-                              self.inclination_deg, "must be in [0, 180] degrees")
+        s = "constellation"
+        check_choice(ScenarioError, f"{s}.pattern", self.pattern, PATTERNS)
+        check_int(ScenarioError, f"{s}.planes", self.planes, 1, MAX_SATELLITES)
+        check_int(ScenarioError, f"{s}.sats_per_plane", self.sats_per_plane, 1, MAX_SATELLITES)
+        check_int(ScenarioError, f"{s}.planes x sats_per_plane", self.planes * self.sats_per_plane, 1, MAX_SATELLITES)
+        check_int(ScenarioError, f"{s}.phasing", self.phasing, 0, self.planes - 1)
+        object.__setattr__(self, "altitude_km", check_number(ScenarioError, f"{s}.altitude_km", self.altitude_km,
+                                                             MIN_ALTITUDE_KM, MAX_ALTITUDE_KM, unit="km"))
+        object.__setattr__(self, "inclination_deg", check_number(ScenarioError, f"{s}.inclination_deg",
+                                                                 self.inclination_deg, 0, 180, unit="degrees"))
 
     @property
     def semi_major_axis_km(self) -> float:
@@ -80,6 +78,7 @@ class Constellation:
     links: np.ndarray             # (M, 2) int, i < j
     inter_plane: np.ndarray       # (M,) bool
     label: str = ""
+    names: tuple[str, ...] | None = None   # satellite names (TLE shells)
 
     @property
     def n_satellites(self) -> int:
@@ -96,9 +95,14 @@ class Constellation:
         return np.degrees(np.arcsin(self.positions_km[..., 2] / r))
 
     @classmethod
+    def from_tle(cls, path, inclination_deg: float, **shell) -> "Constellation":
+        """A shell of real satellites from a 3LE file, propagated with sgp4 (see `tle.from_tle`)."""
+        from .tle import from_tle    # sgp4 is needed only here
+        return from_tle(path, inclination_deg, **shell)
+
+    @classmethod
     def walker(cls, spec: WalkerSpec, time_steps: int) -> "Constellation":
-        if isinstance(time_steps, bool) or not isinstance(time_steps, (int, np.integer)) or time_steps < 1:
-            raise field_error(ScenarioError, "evaluation.time_steps", time_steps, "must be an integer >= 1")
+        check_int(ScenarioError, "evaluation.time_steps", time_steps, 1)
         P, S, F = spec.planes, spec.sats_per_plane, spec.phasing
         a = spec.semi_major_axis_km
         w = spec.mean_motion_rad_s

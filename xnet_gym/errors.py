@@ -1,4 +1,15 @@
-"""The project's exception types: bad input fails at the boundary with one of these."""
+"""The project's exception types and boundary checks: bad input fails where it enters, with
+a message naming the field, the value and what is allowed.
+
+One family per boundary:
+- `ScenarioError`: what a problem is made of: scenario files and their specs (also when built
+  in Python or changed with `dataclasses.replace`), env constructor kwargs, reset options and
+  solver parameters. `TleError` (a TLE file or shell filter) is one.
+- `TraceError`: activation trace files and arrays.
+- `PlacementError`: a placement that does not fit its instance.
+- `ActionError`: an env action outside the action space, or a step out of order.
+The CLI reports any `XnetError` as one `xnet-gym: error:` line.
+"""
 
 import math
 
@@ -15,6 +26,10 @@ class ScenarioError(XnetError):
 
 class TraceError(XnetError):
     """An activation trace file or array is invalid."""
+
+
+class TleError(ScenarioError):
+    """A TLE file or shell filter is invalid."""
 
 
 class PlacementError(XnetError):
@@ -41,6 +56,25 @@ def check_positive(cls, field: str, value) -> float:
     if not ok or not math.isfinite(value) or value <= 0:
         raise field_error(cls, field, value, "must be a finite number > 0")
     return float(value)
+
+
+def check_number(cls, field: str, value, low: float | None = None, high: float | None = None, *,
+                 low_open: bool = False, unit: str = "") -> float:
+    """`value` as a finite float in [low, high] ((low, high] with `low_open`), or the error.
+    Physical quantities get ranges that keep every derived number finite."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    x = float(value) if ok else math.nan
+    bad = not ok or not math.isfinite(x) or (low is not None and (x <= low if low_open else x < low)) or (
+        high is not None and x > high)
+    if bad:
+        if low is not None and high is not None:
+            rng = f" in {'(' if low_open else '['}{low:g}, {high:g}]"
+        elif low is not None:
+            rng = f" {'>' if low_open else '>='} {low:g}"
+        else:
+            rng = "" if high is None else f" <= {high:g}"
+        raise field_error(cls, field, value, f"must be a finite number{rng}{' ' + unit if unit else ''}")
+    return x
 
 
 def check_bool(cls, field: str, value) -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 from .activation import ActivationTrace, clustered_trace, load_esft, load_trace_npz, zipf_trace
 from .constellation import Constellation, WalkerSpec
 from .errors import PlacementError, ScenarioError, TraceError, field_error
-from .layers import RingLayout, ring_layout
+from .layers import RingLayout, check_seats, ring_layout
 from .placement import Placement
 from .scenario import Scenario, load_scenario
 from .topology import Topology
@@ -126,12 +126,8 @@ def build_instance(scenario, rng: np.random.Generator | None = None, *, time_ste
     layout = ring_layout(constellation.plane, constellation.slot, constellation.n_planes,
                          constellation.sats_per_plane, scenario.model.layers,
                          scenario.placement.layers_per_subnet)
-    seats = min(len(s) for s in layout.subnets) - 1
-    if seats * scenario.placement.experts_per_satellite < scenario.model.experts:
-        raise field_error(ScenarioError, "placement.experts_per_satellite",
-                          scenario.placement.experts_per_satellite,
-                          f"a subnet has only {seats} expert candidates for {scenario.model.experts} "
-                          f"experts; raise experts_per_satellite or enlarge the constellation")
+    check_seats(min(len(s) for s in layout.subnets) - 1, scenario.placement.experts_per_satellite,
+                scenario.model.experts)
     g = scenario.compute.gflops
     rate = np.full(constellation.n_satellites, float(g) * 1e9) if not isinstance(g, tuple) \
         else np.asarray(g, dtype=float) * 1e9

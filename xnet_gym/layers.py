@@ -15,6 +15,15 @@ import numpy as np
 from .errors import ScenarioError, field_error
 
 
+def check_seats(candidates: int, capacity: int, experts: int) -> None:
+    """The one seat check: a layer's `candidates` satellites, `capacity` experts each, must
+    seat its `experts`."""
+    if candidates * capacity < experts:
+        raise field_error(ScenarioError, "placement.experts_per_satellite", capacity,
+                          f"the smallest subnet has {candidates} expert candidates, giving {candidates * capacity} "
+                          f"seats for {experts} experts; raise experts_per_satellite or use more planes/slots")
+
+
 @dataclass(frozen=True, eq=False)
 class RingLayout:
     subnets: tuple[np.ndarray, ...]

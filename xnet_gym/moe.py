@@ -1,6 +1,6 @@
 """Mixture-of-experts model specifications, their presets, and their FLOP counts per token.
 
-FLOP counts follow DESIGN.md section 2: 2 FLOP per multiply-accumulate; attention counts the
+FLOP counts follow docs/model.md: 2 FLOP per multiply-accumulate; attention counts the
 Q, K, V, O projections (8 d^2), an expert is a SwiGLU FFN (3 matrices of d x d_ff: 6 d d_ff),
 the LM head is 2 d vocab.
 """
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .errors import ScenarioError, field_error
+from .errors import ScenarioError, check_int, field_error
+
+MAX_MODEL_SIZE = 1 << 24        # any one dimension; keeps FLOP counts and message sizes finite
 
 
 @dataclass(frozen=True)
@@ -24,11 +26,11 @@ class MoESpec:
     bytes_per_value: int = 2
 
     def __post_init__(self):
+        if not isinstance(self.name, str):
+            raise field_error(ScenarioError, "model.name", self.name, "must be a string")
         for key in ("layers", "experts", "top_k", "hidden_size", "expert_ff_size", "vocab_size",
                     "bytes_per_value"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise field_error(ScenarioError, f"model.{key}", value, "must be an integer >= 1")
+            check_int(ScenarioError, f"model.{key}", getattr(self, key), 1, MAX_MODEL_SIZE)
         if self.top_k > self.experts:
             raise field_error(ScenarioError, "model.top_k", self.top_k,
                               f"must be <= model.experts ({self.experts})")

@@ -1,23 +1,25 @@
 """Scenarios: one TOML file = constellation + links + model + compute + activation + placement
 + evaluation (schema in DESIGN.md section 2). Presets ship in `xnet_gym/scenarios/*.toml`.
 
-Loading checks every key and names the field, the value and what is allowed on error.
-Relative paths in a scenario resolve against the folder of the file that names them.
+Every spec checks its own fields in `__post_init__` (so `dataclasses.replace` re-checks them)
+and is the one place its defaults are written; loading a file adds only the unknown-key and
+missing-key checks. Errors name the field, the value and what is allowed. Relative paths in
+a scenario resolve against the folder of the file that names them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
+import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
-
 from .atomic import atomic_write_text
-from .constellation import WalkerSpec
-from .errors import ScenarioError, field_error
+from .constellation import MAX_ALTITUDE_KM, MAX_DISTANCE_KM, WalkerSpec
+from .errors import ScenarioError, check_choice, check_int, check_number, field_error
+from .layers import check_seats
 from .moe import MoESpec, model_preset
 from .topology import LinkSpec
 
@@ -25,6 +27,16 @@ PRESET_DIR = Path(__file__).parent / "scenarios"
 SOURCES = ("zipf", "clustered", "trace")
 ROUTES = ("forward", "return")
 OBJECTIVES = ("max", "weighted")
+GFLOPS_RANGE = (1e-3, 1e9)      # an effective rate in GFLOPS: a microcontroller to a data centre
+MAX_TOKENS = 10_000_000         # tokens of one activation profile
+MAX_TIME_STEPS = 100_000
+
+
+SYNTHETIC_TOKENS = 2000        # tokens of a synthetic trace when a scenario gives none
+
+
+def _set(spec, key: str, value) -> None:
+    object.__setattr__(spec, key, value)
 
 
 @dataclass(frozen=True)
@@ -37,20 +49,64 @@ class TleSpec:
     max_altitude_km: float = 100000.0
     max_isl_km: float | None = None
 
+    def __post_init__(self):
+        s = "constellation"
+        if not isinstance(self.path, str) or not self.path:
+            raise field_error(ScenarioError, f"{s}.path", self.path, "must be a non-empty path string")
+        _set(self, "inclination_deg", check_number(ScenarioError, f"{s}.inclination_deg", self.inclination_deg,
+                                                   0, 180, unit="degrees"))
+        _set(self, "inclination_tol_deg", check_number(ScenarioError, f"{s}.inclination_tol_deg",
+                                                       self.inclination_tol_deg, 0, 90, unit="degrees"))
+        _set(self, "min_altitude_km", check_number(ScenarioError, f"{s}.min_altitude_km", self.min_altitude_km,
+                                                   0, MAX_ALTITUDE_KM, unit="km"))
+        _set(self, "max_altitude_km", check_number(ScenarioError, f"{s}.max_altitude_km", self.max_altitude_km,
+                                                   self.min_altitude_km, MAX_ALTITUDE_KM, unit="km"))
+        if self.max_isl_km is not None:
+            _set(self, "max_isl_km", check_number(ScenarioError, f"{s}.max_isl_km", self.max_isl_km, 0,
+                                                  MAX_DISTANCE_KM, low_open=True, unit="km"))
+
 
 @dataclass(frozen=True)
 class ComputeSpec:
-    gflops: float | tuple[float, ...] = 7.28
+    gflops: float | tuple[float, ...] = 7.28     # effective rate of every satellite, or one per satellite
+
+    def __post_init__(self):
+        g = self.gflops
+        if isinstance(g, (list, tuple)):
+            if not g:
+                raise field_error(ScenarioError, "compute.gflops", g, "a per-satellite list must not be empty")
+            _set(self, "gflops", tuple(check_number(ScenarioError, f"compute.gflops[{i}]", v, *GFLOPS_RANGE)
+                                       for i, v in enumerate(g)))
+        else:
+            _set(self, "gflops", check_number(ScenarioError, "compute.gflops", g, *GFLOPS_RANGE))
 
 
 @dataclass(frozen=True)
 class ActivationSpec:
     source: str = "zipf"
     alpha: float = 1.0
-    tokens: int | None = 2000
+    tokens: int | None = None      # None: SYNTHETIC_TOKENS for synthetic sources, the whole file for traces
     path: str | None = None
     clusters: int = 8
     coactivation_strength: float = 0.0
+
+    def __post_init__(self):
+        s = "activation"
+        check_choice(ScenarioError, f"{s}.source", self.source, SOURCES)
+        # Zipf weights rank^-alpha underflow to zero past alpha ~ 100 for 64 experts.
+        _set(self, "alpha", check_number(ScenarioError, f"{s}.alpha", self.alpha, 0, 50))
+        if self.tokens is None and self.source != "trace":
+            _set(self, "tokens", SYNTHETIC_TOKENS)
+        if self.tokens is not None:
+            check_int(ScenarioError, f"{s}.tokens", self.tokens, 1, MAX_TOKENS)
+        check_int(ScenarioError, f"{s}.clusters", self.clusters, 1)
+        _set(self, "coactivation_strength", check_number(ScenarioError, f"{s}.coactivation_strength",
+                                                         self.coactivation_strength, 0, 100))
+        if self.path is not None and not isinstance(self.path, str):
+            raise field_error(ScenarioError, f"{s}.path", self.path, "must be a path string")
+        if self.source == "trace" and self.path is None:
+            raise ScenarioError("activation.path is missing: source = 'trace' needs an .npz file or an "
+                                "ESFT-format folder")
 
 
 @dataclass(frozen=True)
@@ -58,12 +114,21 @@ class PlacementSpec:
     experts_per_satellite: int = 1
     layers_per_subnet: int = 1
 
+    def __post_init__(self):
+        check_int(ScenarioError, "placement.experts_per_satellite", self.experts_per_satellite, 1)
+        check_int(ScenarioError, "placement.layers_per_subnet", self.layers_per_subnet, 1)
+
 
 @dataclass(frozen=True)
 class EvaluationSpec:
     time_steps: int = 200
     route: str = "forward"
     objective: str = "max"
+
+    def __post_init__(self):
+        check_int(ScenarioError, "evaluation.time_steps", self.time_steps, 1, MAX_TIME_STEPS)
+        check_choice(ScenarioError, "evaluation.route", self.route, ROUTES)
+        check_choice(ScenarioError, "evaluation.objective", self.objective, OBJECTIVES)
 
 
 @dataclass(frozen=True)
@@ -81,11 +146,19 @@ class Scenario:
     model_preset: str | None = None
     base_dir: str = "."
 
+    def __post_init__(self):
+        check_int(ScenarioError, "seed", self.seed, 0)
+        for key, kind in (("constellation", (WalkerSpec, TleSpec)), ("model", MoESpec), ("links", LinkSpec),
+                          ("compute", ComputeSpec), ("activation", ActivationSpec),
+                          ("placement", PlacementSpec), ("evaluation", EvaluationSpec)):
+            if not isinstance(getattr(self, key), kind):
+                raise field_error(ScenarioError, key, type(getattr(self, key)).__name__, "wrong spec type")
+        _check_fits(self)
+
     def with_evaluation(self, **changes) -> "Scenario":
         """A copy with evaluation keys (time_steps, route, objective) changed and re-checked."""
-        ev = dataclasses.asdict(self.evaluation)
-        ev.update({k: v for k, v in changes.items() if v is not None})
-        return dataclasses.replace(self, evaluation=_evaluation(ev))
+        return dataclasses.replace(self, evaluation=dataclasses.replace(
+            self.evaluation, **{k: v for k, v in changes.items() if v is not None}))
 
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()
@@ -100,170 +173,87 @@ class Scenario:
 
 # ----------------------------------------------------------------------------------- parsing
 
-_MISSING = object()
+# Old key names still read, with the name they now have.
+DEPRECATED_KEYS = {"evaluation": {"slots": "time_steps"}}
 
 
-def _get(table: dict, section: str, key: str, kind, default=_MISSING, choices=None):
-    name = f"{section}.{key}" if section else key
-    if key not in table:
-        if default is _MISSING:
-            raise ScenarioError(f"{name} is missing: this key is required")
-        return default
-    value = table[key]
-    if kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok and not math.isfinite(value):
-            raise field_error(ScenarioError, name, value, "must be a finite number")
-        value = float(value) if ok else value
-    elif kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, kind)
-    if not ok:
-        raise field_error(ScenarioError, name, value, f"must be of type {kind.__name__}")
-    if choices is not None and value not in choices:
-        raise field_error(ScenarioError, name, value, f"allowed: {', '.join(choices)}")
-    return value
-
-
-def _check_keys(table: dict, section: str, allowed) -> None:
+def _spec(cls, table, section: str, **extra):
+    """A spec from its TOML table: unknown keys fail here; values go to the spec, whose
+    `__post_init__` checks them (defaults live only on the dataclass)."""
     if not isinstance(table, dict):
         raise field_error(ScenarioError, section, table, "must be a table")
-    extra = sorted(set(table) - set(allowed))
-    if extra:
-        raise field_error(ScenarioError, f"{section}.{extra[0]}" if section else extra[0], table[extra[0]],
+    table = dict(table)
+    for old, new in DEPRECATED_KEYS.get(section, {}).items():
+        if old in table:
+            if new in table:
+                raise field_error(ScenarioError, f"{section}.{old}", table[old],
+                                  f"is the old name of {section}.{new}; give only one")
+            warnings.warn(f"{section}.{old} is deprecated; write {section}.{new}", DeprecationWarning, stacklevel=4)
+            table[new] = table.pop(old)
+    allowed = [f.name for f in dataclasses.fields(cls)] + list(extra)
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise field_error(ScenarioError, f"{section}.{unknown[0]}" if section else unknown[0], table[unknown[0]],
                           f"unknown key; allowed in [{section or 'top level'}]: {', '.join(sorted(allowed))}")
+    return cls(**{k: v for k, v in table.items() if k not in extra})
 
 
 def _constellation(t: dict) -> WalkerSpec | TleSpec:
-    s = "constellation"
-    if t.get("source") == "tle":
-        _check_keys(t, s, ("source", "path", "inclination_deg", "inclination_tol_deg",
-                           "min_altitude_km", "max_altitude_km", "max_isl_km"))
-        return TleSpec(path=_get(t, s, "path", str),
-                       inclination_deg=_get(t, s, "inclination_deg", float),
-                       inclination_tol_deg=_get(t, s, "inclination_tol_deg", float, 0.5),
-                       min_altitude_km=_get(t, s, "min_altitude_km", float, 0.0),
-                       max_altitude_km=_get(t, s, "max_altitude_km", float, 100000.0),
-                       max_isl_km=_get(t, s, "max_isl_km", float, None))
-    _check_keys(t, s, ("source", "pattern", "planes", "sats_per_plane", "phasing", "altitude_km",
-                       "inclination_deg"))
-    _get(t, s, "source", str, "walker", choices=("walker", "tle"))
-    return WalkerSpec(pattern=_get(t, s, "pattern", str),
-                      planes=_get(t, s, "planes", int),
-                      sats_per_plane=_get(t, s, "sats_per_plane", int),
-                      phasing=_get(t, s, "phasing", int, 0),
-                      altitude_km=_get(t, s, "altitude_km", float),
-                      inclination_deg=_get(t, s, "inclination_deg", float))
-
-
-def _links(t: dict) -> LinkSpec:
-    s = "links"
-    names = [f.name for f in dataclasses.fields(LinkSpec)]
-    _check_keys(t, s, names)
-    defaults = LinkSpec()
-    return LinkSpec(**{k: _get(t, s, k, float, getattr(defaults, k)) for k in names})
+    if not isinstance(t, dict):
+        raise field_error(ScenarioError, "constellation", t, "must be a table")
+    source = t.get("source", "walker")
+    check_choice(ScenarioError, "constellation.source", source, ("walker", "tle"))
+    for key in ("path", "inclination_deg") if source == "tle" else ("pattern", "planes", "sats_per_plane",
+                                                                     "altitude_km", "inclination_deg"):
+        if key not in t:
+            raise ScenarioError(f"constellation.{key} is missing: this key is required")
+    return _spec(TleSpec if source == "tle" else WalkerSpec, t, "constellation", source=None)
 
 
 def _model(t: dict) -> tuple[MoESpec, str | None]:
-    s = "model"
-    keys = ("layers", "experts", "top_k", "hidden_size", "expert_ff_size", "vocab_size", "bytes_per_value")
-    _check_keys(t, s, ("preset", "name") + keys)
+    if not isinstance(t, dict):
+        raise field_error(ScenarioError, "model", t, "must be a table")
     if "preset" in t:
-        preset = _get(t, s, "preset", str)
+        preset = t["preset"]
+        if not isinstance(preset, str):
+            raise field_error(ScenarioError, "model.preset", preset, "must be a preset name (string)")
         base = model_preset(preset)
-        over = {k: _get(t, s, k, int) for k in keys if k in t}
-        return dataclasses.replace(base, **over) if over else base, preset
-    values = {k: _get(t, s, k, int) for k in keys if k != "bytes_per_value"}
-    values["bytes_per_value"] = _get(t, s, "bytes_per_value", int, 2)
-    return MoESpec(name=_get(t, s, "name", str, "custom"), **values), None
-
-
-def _compute(t: dict) -> ComputeSpec:
-    s = "compute"
-    _check_keys(t, s, ("gflops",))
-    g = t.get("gflops", 7.28)
-    if isinstance(g, list):
-        if not g or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-                            and math.isfinite(v) for v in g):
-            raise field_error(ScenarioError, "compute.gflops", g, "a per-satellite list must hold numbers > 0")
-        return ComputeSpec(tuple(float(v) for v in g))
-    g = _get(t, s, "gflops", float, 7.28)
-    if g <= 0:
-        raise field_error(ScenarioError, "compute.gflops", g, "must be > 0")
-    return ComputeSpec(g)
-
-
-def _activation(t: dict) -> ActivationSpec:
-    s = "activation"
-    _check_keys(t, s, [f.name for f in dataclasses.fields(ActivationSpec)])
-    spec = ActivationSpec(source=_get(t, s, "source", str, "zipf", SOURCES),
-                          alpha=_get(t, s, "alpha", float, 1.0),
-                          tokens=_get(t, s, "tokens", int, None),
-                          path=_get(t, s, "path", str, None),
-                          clusters=_get(t, s, "clusters", int, 8),
-                          coactivation_strength=_get(t, s, "coactivation_strength", float, 0.0))
-    if spec.tokens is None and spec.source != "trace":
-        spec = dataclasses.replace(spec, tokens=2000)
-    if spec.tokens is not None and spec.tokens < 1:
-        raise field_error(ScenarioError, "activation.tokens", spec.tokens, "must be >= 1")
-    if spec.alpha < 0:
-        raise field_error(ScenarioError, "activation.alpha", spec.alpha, "must be >= 0")
-    if spec.clusters < 1:
-        raise field_error(ScenarioError, "activation.clusters", spec.clusters, "must be >= 1")
-    if spec.coactivation_strength < 0:
-        raise field_error(ScenarioError, "activation.coactivation_strength", spec.coactivation_strength,
-                          "must be >= 0")
-    if spec.source == "trace" and spec.path is None:
-        raise ScenarioError("activation.path is missing: source = 'trace' needs an .npz file or an "
-                            "ESFT-format folder")
-    return spec
-
-
-def _placement(t: dict) -> PlacementSpec:
-    s = "placement"
-    _check_keys(t, s, ("experts_per_satellite", "layers_per_subnet"))
-    spec = PlacementSpec(_get(t, s, "experts_per_satellite", int, 1), _get(t, s, "layers_per_subnet", int, 1))
-    for k in ("experts_per_satellite", "layers_per_subnet"):
-        if getattr(spec, k) < 1:
-            raise field_error(ScenarioError, f"placement.{k}", getattr(spec, k), "must be an integer >= 1")
-    return spec
-
-
-def _evaluation(t: dict) -> EvaluationSpec:
-    s = "evaluation"
-    _check_keys(t, s, ("time_steps", "route", "objective"))
-    spec = EvaluationSpec(_get(t, s, "time_steps", int, 200), _get(t, s, "route", str, "forward", ROUTES),
-                          _get(t, s, "objective", str, "max", OBJECTIVES))
-    if spec.time_steps < 1:
-        raise field_error(ScenarioError, "evaluation.time_steps", spec.time_steps, "must be an integer >= 1")
-    return spec
+        over = {k: v for k, v in t.items() if k != "preset"}
+        return (_spec(MoESpec, {**dataclasses.asdict(base), **over}, "model") if over else base), preset
+    for key in ("layers", "experts", "top_k", "hidden_size", "expert_ff_size", "vocab_size"):
+        if key not in t:
+            raise ScenarioError(f"model.{key} is missing: this key is required (or give model.preset)")
+    return _spec(MoESpec, {"name": "custom", **t}, "model"), None
 
 
 def scenario_from_dict(data: dict, base_dir=".") -> Scenario:
-    _check_keys(data, "", ("name", "seed", "description", "constellation", "links", "model", "compute",
-                           "activation", "placement", "evaluation"))
+    if not isinstance(data, dict):
+        raise field_error(ScenarioError, "scenario", data, "must be a table")
+    allowed = ("name", "seed", "description", "constellation", "links", "model", "compute", "activation",
+               "placement", "evaluation")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise field_error(ScenarioError, unknown[0], data[unknown[0]],
+                          f"unknown key; allowed in [top level]: {', '.join(sorted(allowed))}")
     for required in ("constellation", "model"):
         if required not in data:
             raise ScenarioError(f"[{required}] is missing: this table is required")
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise field_error(ScenarioError, key, data[key], "must be a string")
     model, preset = _model(data["model"])
-    seed = _get(data, "", "seed", int, 0)
-    if seed < 0:
-        raise field_error(ScenarioError, "seed", seed, "must be an integer >= 0")
-    scenario = Scenario(name=_get(data, "", "name", str, "unnamed"),
-                        description=_get(data, "", "description", str, ""),
-                        seed=seed,
-                        constellation=_constellation(data["constellation"]),
-                        links=_links(data.get("links", {})),
-                        model=model,
-                        model_preset=preset,
-                        compute=_compute(data.get("compute", {})),
-                        activation=_activation(data.get("activation", {})),
-                        placement=_placement(data.get("placement", {})),
-                        evaluation=_evaluation(data.get("evaluation", {})),
-                        base_dir=str(base_dir))
-    _check_fits(scenario)
-    return scenario
+    return Scenario(name=data.get("name", "unnamed"),
+                    description=data.get("description", ""),
+                    seed=data.get("seed", 0),
+                    constellation=_constellation(data["constellation"]),
+                    links=_spec(LinkSpec, data.get("links", {}), "links"),
+                    model=model,
+                    model_preset=preset,
+                    compute=_spec(ComputeSpec, data.get("compute", {}), "compute"),
+                    activation=_spec(ActivationSpec, data.get("activation", {}), "activation"),
+                    placement=_spec(PlacementSpec, data.get("placement", {}), "placement"),
+                    evaluation=_spec(EvaluationSpec, data.get("evaluation", {}), "evaluation"),
+                    base_dir=str(base_dir))
 
 
 def _check_fits(sc: Scenario) -> None:
@@ -277,14 +267,8 @@ def _check_fits(sc: Scenario) -> None:
             raise field_error(ScenarioError, "constellation.sats_per_plane", c.sats_per_plane,
                               f"must be >= the number of ring subnets ({subnets} = ceil(layers {L} / "
                               f"placement.layers_per_subnet {lps})); set placement.layers_per_subnet")
-        smallest = c.planes * (c.sats_per_plane // subnets) - 1
-        seats = smallest * sc.placement.experts_per_satellite
-        if seats < sc.model.experts:
-            raise field_error(ScenarioError, "placement.experts_per_satellite",
-                              sc.placement.experts_per_satellite,
-                              f"the smallest subnet has {smallest} expert candidates, giving {seats} "
-                              f"seats for {sc.model.experts} experts; raise experts_per_satellite or "
-                              f"use more planes/slots")
+        check_seats(c.planes * (c.sats_per_plane // subnets) - 1, sc.placement.experts_per_satellite,
+                    sc.model.experts)
         if isinstance(sc.compute.gflops, tuple) and len(sc.compute.gflops) != c.planes * c.sats_per_plane:
             raise field_error(ScenarioError, "compute.gflops", f"list of {len(sc.compute.gflops)}",
                               f"a per-satellite list needs planes*sats_per_plane = "

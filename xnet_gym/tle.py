@@ -1,6 +1,6 @@
 """Real orbits: a constellation from two-line element sets, propagated with sgp4.
 
-`Constellation.from_tle` (bound below) reads a 3LE file (name line + TLE lines 1 and 2),
+`from_tle` (also `Constellation.from_tle`) reads a 3LE file (name line + TLE lines 1 and 2),
 checks every line's length and checksum, keeps one shell (an inclination and altitude band),
 propagates it with sgp4's vectorised `SatrecArray` over one orbital period from the shell's
 median epoch, groups it into orbital planes by RAAN (at that common instant: RAAN drifts
@@ -17,11 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .constellation import EARTH_RADIUS_KM, MU_KM3_S2, Constellation
-from .errors import ScenarioError, field_error
-
-
-class TleError(ScenarioError):
-    """A TLE file or shell filter is invalid."""
+from .errors import TleError, field_error
 
 
 def _checksum(line: str) -> int:
@@ -164,9 +160,8 @@ def from_tle(path, inclination_deg: float, inclination_tol_deg: float = 0.5, min
     links, inter = _grid_links(plane, u, pos[0], n_planes, wraps, max_isl_km)
     label = (f"TLE shell of {len(shell)} satellites from {Path(path).name}: {n_planes} planes, "
              f"epoch JD {t0_jd:.4f}")
-    c = Constellation(pos, vel, times_s, plane, slot, n_planes, S, links, inter, label=label)
-    object.__setattr__(c, "names", [n for n, m in zip(names, mask) if m])
-    return c
+    return Constellation(pos, vel, times_s, plane, slot, n_planes, S, links, inter, label=label,
+                         names=tuple(n for n, m in zip(names, mask) if m))
 
 
 def constellation_from_tle_spec(scenario, time_steps: int) -> Constellation:
@@ -174,5 +169,3 @@ def constellation_from_tle_spec(scenario, time_steps: int) -> Constellation:
     return from_tle(scenario.resolve(spec.path), spec.inclination_deg, spec.inclination_tol_deg,
                     spec.min_altitude_km, spec.max_altitude_km, time_steps, spec.max_isl_km)
 
-
-Constellation.from_tle = staticmethod(from_tle)

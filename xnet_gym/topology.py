@@ -14,8 +14,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from .constellation import LIGHT_SPEED_KM_S, Constellation
-from .errors import ScenarioError, field_error
+from .constellation import LIGHT_SPEED_KM_S, MAX_DISTANCE_KM, Constellation
+from .errors import ScenarioError, check_number, field_error
 
 
 @dataclass(frozen=True)
@@ -29,28 +29,20 @@ class LinkSpec:
     outage_penalty_s: float = 1.0
 
     def __post_init__(self):
-        def positive(key, allow_zero=False, optional=False):
+        # Ranges keep every link weight finite: a weight is length / c + bits / rate + hop delay.
+        for key, low, high, low_open, unit in (
+                ("isl_rate_bps", 1.0, 1e18, False, "bit/s"),
+                ("hop_delay_s", 0.0, 3600.0, False, "s"),
+                ("outage_penalty_s", 0.0, 3600.0, False, "s"),
+                ("max_angular_rate_rad_s", 0.0, 1e3, True, "rad/s"),
+                ("max_isl_km", 0.0, MAX_DISTANCE_KM, True, "km"),
+                ("polar_cutoff_deg", 0.0, 90.0, True, "degrees"),
+                ("link_survival", 0.0, 1.0, True, "")):
             value = getattr(self, key)
-            if value is None and optional:
-                return
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-            if not ok or value < 0 or (value == 0 and not allow_zero):
-                bound = ">= 0" if allow_zero else "> 0"
-                raise field_error(ScenarioError, f"links.{key}", value, f"must be a finite number {bound}")
-
-        positive("isl_rate_bps")
-        positive("hop_delay_s", allow_zero=True)
-        positive("outage_penalty_s", allow_zero=True)
-        positive("max_angular_rate_rad_s", optional=True)
-        positive("max_isl_km", optional=True)
-        if self.polar_cutoff_deg is not None:
-            positive("polar_cutoff_deg")
-            if self.polar_cutoff_deg > 90:
-                raise field_error(ScenarioError, "links.polar_cutoff_deg", self.polar_cutoff_deg,
-                                  "must be in (0, 90] degrees")
-        s = self.link_survival
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not (0 < s <= 1):
-            raise field_error(ScenarioError, "links.link_survival", s, "must be in (0, 1]")
+            if value is None and key not in ("isl_rate_bps", "hop_delay_s", "outage_penalty_s", "link_survival"):
+                continue
+            object.__setattr__(self, key, check_number(ScenarioError, f"links.{key}", value, low, high,
+                                                       low_open=low_open, unit=unit))
 
 
 class Topology:
