@@ -1,6 +1,10 @@
 """Non-learned placement solvers, one per file, all with `solve(instance) -> Placement`.
 
-`get(name, **params)` builds one by its registered name; `NAMES` lists them.
+`get(name, **params)` builds one by its registered name; `SOLVERS` maps names to classes and
+`register(cls)` adds one. Class attributes a solver may declare: `name`, `randomized` (takes
+a `seed`), `paper_strategy` (a default row of `xnet-gym compare`), `reference` (the row the
+others are a ratio of), `budget_parameter` (the keyword that `--time-limit` sets), and after
+`solve` a `last_info` dict (e.g. `latency_lower_bound_s`, `optimal`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ from .space_xnet import SpaceXNet
 
 SOLVERS = {cls.name: cls for cls in (SpaceXNet, RandIntraCG, RandIntra, RandPlace, Optimum, LocalSearch, EPLB,
                                      BruteForce)}
-PAPER_STRATEGIES = ("Space-XNet", "RandIntra-CG", "RandIntra", "RandPlace")
+
+
+def paper_strategies() -> tuple[str, ...]:
+    """The paper's strategies (default rows of `xnet-gym compare`), as the solvers declare them."""
+    return tuple(name for name, cls in SOLVERS.items() if getattr(cls, "paper_strategy", False))
+
+
+PAPER_STRATEGIES = paper_strategies()
 
 
 def register(cls):
@@ -38,5 +49,5 @@ def get(name: str, **params):
     return cls(**params)
 
 
-__all__ = ["SOLVERS", "PAPER_STRATEGIES", "get", "register", "SpaceXNet", "RandIntraCG", "RandIntra",
+__all__ = ["SOLVERS", "PAPER_STRATEGIES", "get", "paper_strategies", "register", "SpaceXNet", "RandIntraCG", "RandIntra",
            "RandPlace", "Optimum", "LocalSearch", "EPLB", "BruteForce"]

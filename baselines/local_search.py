@@ -22,6 +22,7 @@ from xnet_gym.placement import Placement
 class LocalSearch:
     name = "local-search"
     randomized = False
+    budget_parameter = "time_budget_s"
 
     def __init__(self, time_budget_s: float = 30.0, start: Placement | None = None):
         self.time_budget_s = check_positive(ScenarioError, "time_budget_s", time_budget_s)

@@ -23,6 +23,7 @@ def _random_experts(pools, n_experts: int, capacity: int, rng: np.random.Generat
 class _Random:
     name = ""
     randomized = True
+    paper_strategy = True
 
     def __init__(self, seed: int = 0):
         self.seed = check_int(ScenarioError, "seed", seed, 0)

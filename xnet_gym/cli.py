@@ -1,12 +1,22 @@
-"""The `xnet-gym` command: scenarios, compare (and, with the rl extra, train/evaluate/run)."""
+"""The `xnet-gym` command: scenarios, compare, and (with the rl extra) train, evaluate, run.
+
+This module is the composition root: it alone imports `baselines` and `agents` (lazily, so
+the core install works without the `rl` extra), and nothing imports it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
+from pathlib import Path
 
 from .errors import XnetError
+
+ENV_IDS = ("xnet_gym/ExpertPlacement-v0", "xnet_gym/ModelPlacement-v0")
+RUN_POLICIES = ("analytic", "RandIntra-CG", "RandIntra", "RandPlace", "random")
+RL_MODULES = ("stable_baselines3", "sb3_contrib", "torch")
 
 
 def int_at_least(low: int):
@@ -26,6 +36,24 @@ _positive_int = int_at_least(1)
 _nonneg_int = int_at_least(0)
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value} must be a finite number > 0")
+    return value
+
+
+def _require_rl(command: str) -> None:
+    missing = [m for m in RL_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise XnetError(f"`xnet-gym {command}` needs the rl extra ({', '.join(missing)} not installed): "
+                        f"pip install 'xnet-gym[rl]' torch==2.13.0")
+
+
+# ---------------------------------------------------------------------------- core commands
 def cmd_scenarios(args) -> int:
     from .scenario import load_scenario, preset_names
 
@@ -36,8 +64,6 @@ def cmd_scenarios(args) -> int:
 
 
 def _instance_from_args(args):
-    from pathlib import Path
-
     from .activation import load_esft, load_trace_npz
     from .instance import build_instance
 
@@ -61,37 +87,134 @@ def cmd_compare(args) -> int:
     from .compare import format_table, score_strategies
 
     inst = _instance_from_args(args)
-    names = list(baselines.PAPER_STRATEGIES) + list(args.solvers or [])
-    params = {"optimum": {"time_limit_s": args.time_limit}, "local-search": {"time_budget_s": args.time_limit}}
-    solvers = {}
-    for name in names:
-        cls = baselines.get(name).__class__
-        kw = params.get(cls.name, {})
-        solvers[cls.name] = (lambda s, cls=cls: cls(seed=s)) if getattr(cls, "randomized", False) \
-            else (lambda s, cls=cls, kw=kw: cls(**kw))
-    rows = score_strategies(inst, solvers, random_seeds=args.random_seeds, seed=args.seed)
+    factories = {}
+    for name in list(baselines.paper_strategies()) + list(args.solvers or []):
+        cls = type(baselines.get(name))
+        kw = {}
+        if getattr(cls, "budget_parameter", None):
+            kw[cls.budget_parameter] = args.time_limit
+        if getattr(cls, "randomized", False):
+            factories[cls.name] = lambda s, cls=cls, kw=kw: cls(seed=s, **kw)
+        else:
+            factories[cls.name] = lambda s, cls=cls, kw=kw: cls(**kw)
+    result = score_strategies(inst, factories, random_seeds=args.random_seeds, seed=args.seed)
     if args.json:
         print(json.dumps({"scenario": inst.scenario.name, "objective": inst.objective, "route": inst.route,
-                          "time_steps": len(inst.time_steps), "tokens": inst.trace.n_tokens, "methods": rows}, indent=2))
+                          "time_steps": len(inst.time_steps), "tokens": inst.trace.n_tokens, **result}, indent=2))
     else:
         title = (f"scenario {inst.scenario.name}: {len(inst.time_steps)} time steps, {inst.trace.n_tokens} tokens, "
                  f"objective {inst.objective}, route {inst.route}; random rows: mean of {args.random_seeds} seeds")
-        print(format_table(rows, title))
+        print(format_table(result, title))
     return 0
 
 
+# ---------------------------------------------------------------------- rl-extra commands
+def _env_kwargs(args, training: bool) -> dict:
+    kw = {"scenario": args.scenario}
+    for key in ("objective", "route", "tokens"):
+        if getattr(args, key, None) is not None:
+            kw[key] = getattr(args, key)
+    if training and getattr(args, "train_time_steps", None) is not None:
+        kw["train_time_steps"] = args.train_time_steps
+    return kw
+
+
+def cmd_train(args) -> int:
+    _require_rl("train")
+    from agents.train import train
+
+    out = train(args.env, args.scenario, args.algo, args.timesteps, args.seed, args.out,
+                env_kwargs={k: v for k, v in _env_kwargs(args, True).items() if k != "scenario"},
+                resume=args.resume, progress_bar=not args.no_progress)
+    cfg = json.loads((out / "config.json").read_text())
+    print(f"saved {out / 'model.zip'}  ({cfg['total_timesteps']} timesteps, {cfg['wall_time_s']:.0f} s, "
+          f"{cfg['wall_time_per_100k_steps_s']:.0f} s per 100k steps)")
+    return 0
+
+
+def _evaluate_and_report(policies, args, curve_csv=None, title="") -> list[dict]:
+    from agents.evaluate import evaluate_player, format_results, make_player, write_csv, write_plot
+
+    kwargs = _env_kwargs(args, False)
+    rows = [evaluate_player(make_player(spec, seed=args.seed), args.env, kwargs, args.episodes, args.seed)
+            for spec in policies]
+    if getattr(args, "csv", None):
+        write_csv(rows, args.csv)
+    if getattr(args, "plot", None):
+        write_plot(rows, args.plot, curve_csv)
+    if args.json:
+        clean = [{k: v for k, v in r.items() if k != "ratios"} | {"env": args.env, "scenario": args.scenario}
+                 for r in rows]
+        print(json.dumps(clean[0] if len(clean) == 1 else {"results": clean}, indent=2))
+    else:
+        print(format_results(rows, title))
+    return rows
+
+
+def cmd_evaluate(args) -> int:
+    _require_rl("evaluate")
+    curve = None
+    for p in args.policy:
+        if p.endswith(".zip"):
+            cand = Path(p).parent / "training_curve.csv"
+            curve = cand if cand.is_file() else curve
+    title = (f"{args.env} on {args.scenario}: {args.episodes} held-out instances (seed {args.seed}), "
+             f"all time steps")
+    _evaluate_and_report(args.policy, args, curve, title)
+    return 0
+
+
+def cmd_run(args) -> int:
+    _require_rl("run")
+    from agents.train import train
+
+    out = Path(args.out)
+    print(f"[1/2] training MaskablePPO on {args.env}, scenario {args.scenario}, {args.timesteps} timesteps "
+          f"-> {out}", flush=True)
+    train(args.env, args.scenario, "maskable_ppo", args.timesteps, args.seed, out,
+          env_kwargs={k: v for k, v in _env_kwargs(args, True).items() if k != "scenario"},
+          progress_bar=not args.no_progress)
+    cfg = json.loads((out / "config.json").read_text())
+    print(f"      trained in {cfg['wall_time_s']:.0f} s", flush=True)
+    print(f"[2/2] scoring on {args.episodes} held-out instances, all time steps", flush=True)
+    args.csv = out / "comparison.csv"
+    args.plot = out / "comparison.png" if not args.no_plot else None
+    title = (f"{args.env} on {args.scenario}, objective {args.objective or 'scenario default'}: "
+             f"{args.episodes} held-out instances; ratios are latency / analytic")
+    _evaluate_and_report([str(out / "model.zip"), *RUN_POLICIES], args, out / "training_curve.csv", title)
+    print(f"wrote {args.csv}" + (f" and {args.plot}" if args.plot else ""))
+    return 0
+
+
+# ---------------------------------------------------------------------------------- parser
 def _add_instance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="paper", help="preset name or path to a scenario TOML (default: paper)")
-    p.add_argument("--time-steps", type=_positive_int, help="number of time steps (default: the scenario's)")
+    p.add_argument("--time-steps", "--slots", dest="time_steps", type=_positive_int,
+                   help="number of time steps (default: the scenario's; --slots is the old name)")
     p.add_argument("--objective", choices=("max", "weighted"), help="default: the scenario's")
     p.add_argument("--route", choices=("forward", "return"), help="default: the scenario's")
 
 
+def _add_env_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", default=ENV_IDS[0], choices=ENV_IDS)
+    p.add_argument("--scenario", default="paper", help="preset name or scenario TOML path (default: paper)")
+    p.add_argument("--objective", choices=("max", "weighted"), help="default: the scenario's")
+    p.add_argument("--route", choices=("forward", "return"), help="default: the scenario's")
+    p.add_argument("--tokens", type=_positive_int, help="tokens per activation profile")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+
+
+def _add_train_time_steps(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train-time-steps", "--train-slots", dest="train_time_steps", type=_positive_int,
+                   help="time steps per training episode (default: 16; --train-slots is the old name)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xnet-gym", description=__doc__)
+    parser = argparse.ArgumentParser(prog="xnet-gym", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("scenarios", help="list the preset scenarios")
     p.set_defaults(func=cmd_scenarios)
+
     p = sub.add_parser("compare", help="score the paper's strategies (and solvers) on a scenario")
     _add_instance_args(p)
     p.add_argument("--trace", help="activation trace: an .npz or an ESFT-format folder")
@@ -100,16 +223,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-seeds", type=_positive_int, default=5, help="seeds averaged per random row")
     p.add_argument("--solvers", nargs="*", default=[],
                    help="extra solvers: optimum, local-search, eplb, brute-force (tiny only)")
-    p.add_argument("--time-limit", type=float, default=10.0,
-                   help="optimum: MILP seconds per layer; local-search: total seconds (default 10)")
+    p.add_argument("--time-limit", type=_positive_float, default=10.0,
+                   help="time budget in seconds of every solver that takes one (optimum: MILP seconds per "
+                        "layer; local-search: total seconds; default 10)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_compare)
-    try:
-        from agents.cli import add_commands
-    except ImportError:
-        pass
-    else:
-        add_commands(sub)
+
+    rl = "" if all(importlib.util.find_spec(m) for m in RL_MODULES) else " (needs xnet-gym[rl])"
+    p = sub.add_parser("train", help="train an SB3 policy on a placement env" + rl)
+    _add_env_args(p)
+    p.add_argument("--algo", default="maskable_ppo", choices=("maskable_ppo", "ppo"))
+    p.add_argument("--timesteps", type=_positive_int, default=300_000)
+    _add_train_time_steps(p)
+    p.add_argument("--out", default="runs/train", help="run folder (model, checkpoints, TensorBoard, config)")
+    p.add_argument("--resume", action="store_true", help="continue from the folder's model or last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score policies on held-out instances" + rl)
+    _add_env_args(p)
+    p.add_argument("--policy", nargs="+", default=["analytic"],
+                   help="analytic | random | a baseline (randintra-cg, randintra, randplace, space-xnet, ...) "
+                        "| PATH.zip (SB3 zips hold pickles: load only files you trust)")
+    p.add_argument("--episodes", type=_positive_int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--csv", help="write the results as CSV")
+    p.add_argument("--plot", help="write a PNG: bars per policy (+ the training curve of a .zip's run)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("run", help="main job: train MaskablePPO, then compare with the paper's strategies" + rl)
+    _add_env_args(p)
+    p.add_argument("--timesteps", type=_positive_int, default=300_000)
+    _add_train_time_steps(p)
+    p.add_argument("--episodes", type=_positive_int, default=100)
+    p.add_argument("--out", default="runs/default")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_run)
     return parser
 
 
