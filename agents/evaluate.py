@@ -84,7 +84,8 @@ def evaluate_player(player, env_id: str, env_kwargs: dict, episodes: int, seed: 
 
 
 def format_results(rows: list[dict], objective_label: str = "") -> str:
-    head = f"{'policy':<16}{'mean latency s':>16}{'geomean x analytic':>20}{'win rate':>10}{'best':>8}{'worst':>8}{'wall s':>8}"
+    head = (f"{'policy':<16}{'mean latency s':>16}{'geomean x analytic':>20}{'win rate':>10}{'best':>8}"
+            f"{'worst':>8}{'wall s':>8}")
     lines = ([objective_label] if objective_label else []) + [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['policy']:<16}{r['mean_latency_s']:>16.6f}{r['geomean_ratio_to_analytic']:>20.4f}"

@@ -17,7 +17,6 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 
-
 def candidate_keys(observation_space: spaces.Dict) -> list[str]:
     """The per-candidate entries, by the observation builder's naming rule (`candidate_*`
     and `action_mask`), so a new feature reaches the policy unedited."""

@@ -49,5 +49,18 @@ def get(name: str, **params):
     return cls(**params)
 
 
-__all__ = ["SOLVERS", "PAPER_STRATEGIES", "get", "paper_strategies", "register", "SpaceXNet", "RandIntraCG", "RandIntra",
-           "RandPlace", "Optimum", "LocalSearch", "EPLB", "BruteForce"]
+__all__ = [
+    "EPLB",
+    "PAPER_STRATEGIES",
+    "SOLVERS",
+    "BruteForce",
+    "LocalSearch",
+    "Optimum",
+    "RandIntra",
+    "RandIntraCG",
+    "RandPlace",
+    "SpaceXNet",
+    "get",
+    "paper_strategies",
+    "register",
+]

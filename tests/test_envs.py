@@ -127,7 +127,8 @@ def test_same_seed_same_episode_sequence():
         for i in range(n):
             env.reset(seed=seed if i == 0 else None)
             ep = env.unwrapped.problem
-            out.append((int(ep.rows.layers[0]), ep.reference_s, ep.rows.probabilities.tobytes(), ep.rows.cost_s.tobytes()))
+            rows = ep.rows
+            out.append((int(rows.layers[0]), ep.reference_s, rows.probabilities.tobytes(), rows.cost_s.tobytes()))
         return out
 
     env = gym.make(EXPERT, scenario="paper", train_time_steps=16)
@@ -227,7 +228,7 @@ def test_vectorised_envs():
         venv = gym.make_vec(EXPERT, num_envs=2, vectorization_mode=mode, scenario="tiny")
         obs, _ = venv.reset(seed=0)
         assert obs["action_mask"].shape == (2, 5)
-        obs, r, term, trunc, _ = venv.step(np.array([0, 1]))
+        obs, r, _term, _trunc, _ = venv.step(np.array([0, 1]))
         assert r.shape == (2,)
         venv.close()
     for cls in (DummyVecEnv, SubprocVecEnv):
@@ -268,7 +269,7 @@ def test_episode_scoring_equals_the_evaluator(objective, scenario):
     env = gym.make(EXPERT, scenario=scenario, objective=objective, train_time_steps=5, **kw)
     rng = np.random.default_rng(2)
     for seed in range(4):
-        total, _, infos = play(env, masked_random(rng), seed=seed)
+        _total, _, infos = play(env, masked_random(rng), seed=seed)
         ep = env.unwrapped.problem
         layer = int(ep.rows.layers[0])
         placement = infos[-1]["placement"]

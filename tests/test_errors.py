@@ -149,7 +149,8 @@ def test_env_reset_options_and_calls_out_of_order():
         env.unwrapped.analytic_action()
     with pytest.raises(ScenarioError, match=r"reset options = \['time_steps'\]: allowed keys: layer, trace"):
         env.reset(seed=0, options={"time_steps": 3})
-    with pytest.raises(ScenarioError, match=r"options\['trace'\] = 'ndarray': must be an xnet_gym.activation.ActivationTrace"):
+    with pytest.raises(ScenarioError,
+                       match=r"options\['trace'\] = 'ndarray': must be an xnet_gym.activation.ActivationTrace"):
         env.reset(seed=0, options={"trace": np.zeros((3, 10, 2), dtype=int)})
     wrong = zipf_trace(2, 4, 2, 50, 1.0, np.random.default_rng(0))     # tiny has 3 layers
     with pytest.raises(TraceError, match=r"trace shape = \(2, 4\): must match the model: \(3 layers, 4 experts\)"):

@@ -21,10 +21,10 @@ def test_tle_loader_propagates_every_satellite_of_the_shared_file():
     assert len(names) == 9038
     recs = _satrecs(l1, l2)
     epoch = np.median([r.jdsatepoch + r.jdsatepochF for r in recs])
-    pos, vel = propagate(recs, np.array([epoch, epoch + 0.01]))
+    pos, _vel = propagate(recs, np.array([epoch, epoch + 0.01]))
     assert pos.shape == (2, 9038, 3)
     r = np.linalg.norm(pos, axis=-1)
-    assert 6371 + 150 < r.min() and r.max() < 6371 + 700
+    assert r.min() > 6371 + 150 and r.max() < 6371 + 700
 
 
 def test_inferred_grid_on_the_53_degree_shell():
@@ -61,7 +61,7 @@ def test_shipped_npz_reproduces_esft_summary():
 def test_bad_tle_input(tmp_path):
     names, l1, l2 = parse_tle_file(STARLINK_TLE)
     good = [names[0], l1[0], l2[0]]
-    bad_sum = good[:2] + [l2[0][:68] + str((int(l2[0][68]) + 1) % 10)]
+    bad_sum = [*good[:2], l2[0][:68] + str((int(l2[0][68]) + 1) % 10)]
     p = tmp_path / "bad.tle"
     p.write_text("\n".join(bad_sum) + "\n")
     with pytest.raises(TleError, match=r"bad.tle:3 checksum = '\d': the mod-10 checksum of this line is"):

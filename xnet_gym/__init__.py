@@ -14,6 +14,6 @@ __version__ = "0.1.0"
 __all__ = ["Instance", "Placement", "PlacementError", "Scenario", "ScenarioError", "TraceError",
            "XnetError", "build_instance", "load_scenario", "preset_names"]
 
-from .envs import register_envs as _register_envs  # noqa: E402
+from .envs import register_envs as _register_envs
 
 _register_envs()

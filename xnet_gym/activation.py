@@ -12,7 +12,7 @@ import gzip
 import itertools
 import math
 import re
-from dataclasses import InitVar, dataclass
+from dataclasses import InitVar, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,9 +32,12 @@ class ActivationTrace:
     # {layer: (sets, counts)} already known to whoever built the trace: spares recounting.
     known_sets: InitVar[dict | None] = None
 
-    def __post_init__(self, check: bool = True, known_sets: dict | None = None):
-        object.__setattr__(self, "_sets", dict(known_sets or {}))
-        object.__setattr__(self, "_probs", {})
+    # Caches: distinct active sets and probabilities per layer, filled on first use.
+    _sets: dict = field(init=False, repr=False, default_factory=dict)
+    _probs: dict = field(init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self, check: bool, known_sets: dict | None):
+        self._sets.update(known_sets or {})
         if not check:
             # Internally generated traces (the env's per-episode profiles) are valid by
             # construction; re-checking them would dominate the reset cost.
@@ -105,13 +108,13 @@ class ActivationTrace:
         """(E, E) matrix C[e, f] = P(f active | e active), zero diagonal."""
         return coactivation_from_sets(*self.active_sets(layer), self.n_experts)
 
-    def window(self, start: int, tokens: int) -> "ActivationTrace":
+    def window(self, start: int, tokens: int) -> ActivationTrace:
         """Tokens [start, start + tokens) of every layer."""
         sl = slice(start, start + tokens)
         w = None if self.weights is None else self.weights[:, sl]
         return ActivationTrace(self.experts[:, sl], self.n_experts, w, self.source, check=False)
 
-    def select_layers(self, layers) -> "ActivationTrace":
+    def select_layers(self, layers) -> ActivationTrace:
         idx = np.asarray(layers)
         w = None if self.weights is None else self.weights[idx]
         return ActivationTrace(self.experts[idx], self.n_experts, w, self.source, check=False)
@@ -278,7 +281,10 @@ def save_trace_npz(trace: ActivationTrace, path) -> None:
     arrays = {"experts": trace.experts}
     if trace.weights is not None:
         arrays["weights"] = trace.weights.astype(np.float16)
-    atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
+    def write(tmp: str) -> None:
+        np.savez_compressed(tmp, allow_pickle=False, **arrays)
+
+    atomic_write(path, write)
 
 
 _ESFT_FILE = re.compile(r"expert_weights_(\d+)\.txt(\.gz)?$")

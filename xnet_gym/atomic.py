@@ -27,4 +27,7 @@ def atomic_write(path, write: Callable[[str], None]) -> None:
 
 
 def atomic_write_text(path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+    atomic_write(path, write)

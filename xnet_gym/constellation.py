@@ -95,13 +95,13 @@ class Constellation:
         return np.degrees(np.arcsin(self.positions_km[..., 2] / r))
 
     @classmethod
-    def from_tle(cls, path, inclination_deg: float, **shell) -> "Constellation":
+    def from_tle(cls, path, inclination_deg: float, **shell) -> Constellation:
         """A shell of real satellites from a 3LE file, propagated with sgp4 (see `tle.from_tle`)."""
-        from .tle import from_tle    # sgp4 is needed only here
+        from .tle import from_tle  # sgp4 is needed only here
         return from_tle(path, inclination_deg, **shell)
 
     @classmethod
-    def walker(cls, spec: WalkerSpec, time_steps: int) -> "Constellation":
+    def walker(cls, spec: WalkerSpec, time_steps: int) -> Constellation:
         check_int(ScenarioError, "evaluation.time_steps", time_steps, 1)
         P, S, F = spec.planes, spec.sats_per_plane, spec.phasing
         a = spec.semi_major_axis_km

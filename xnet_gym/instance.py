@@ -62,16 +62,16 @@ class Instance:
         """(N,) compute time of one expert on each satellite."""
         return self.model.expert_flops / self.rate_flops
 
-    def with_time_steps(self, time_steps) -> "Instance":
+    def with_time_steps(self, time_steps) -> Instance:
         return dataclasses.replace(self, time_steps=np.asarray(time_steps, dtype=np.int64))
 
-    def with_trace(self, trace: ActivationTrace) -> "Instance":
+    def with_trace(self, trace: ActivationTrace) -> Instance:
         if trace.n_layers != self.n_layers or trace.n_experts != self.n_experts:
             raise field_error(TraceError, "trace shape", (trace.n_layers, trace.n_experts),
                               f"must match the model: ({self.n_layers} layers, {self.n_experts} experts)")
         return dataclasses.replace(self, trace=trace)
 
-    def with_objective(self, objective: str | None = None, route: str | None = None) -> "Instance":
+    def with_objective(self, objective: str | None = None, route: str | None = None) -> Instance:
         sc = self.scenario.with_evaluation(objective=objective, route=route)
         return dataclasses.replace(self, scenario=sc, objective=sc.evaluation.objective,
                                    route=sc.evaluation.route)
@@ -86,11 +86,13 @@ class Instance:
 def make_trace(scenario: Scenario, rng: np.random.Generator) -> ActivationTrace:
     """The scenario's activation trace: synthetic from `rng`, or loaded from its file."""
     a, m = scenario.activation, scenario.model
-    if a.source == "zipf":
-        return zipf_trace(m.layers, m.experts, m.top_k, a.tokens, a.alpha, rng)
-    if a.source == "clustered":
+    if a.source != "trace":
+        assert a.tokens is not None        # ActivationSpec sets it for synthetic sources
+        if a.source == "zipf":
+            return zipf_trace(m.layers, m.experts, m.top_k, a.tokens, a.alpha, rng)
         return clustered_trace(m.layers, m.experts, m.top_k, a.tokens, a.alpha, a.clusters,
                                a.coactivation_strength, rng)
+    assert a.path is not None              # ActivationSpec requires it for traces
     path = scenario.resolve(a.path)
     trace = load_esft(path, m.experts, m.top_k) if path.is_dir() else load_trace_npz(path, m.experts)
     if trace.top_k != m.top_k or trace.n_layers != m.layers:

@@ -33,7 +33,7 @@ class Placement:
         return (isinstance(other, Placement) and np.array_equal(self.gateways, other.gateways)
                 and np.array_equal(self.experts, other.experts))
 
-    def validate(self, n_satellites: int, n_experts: int, capacity: int) -> "Placement":
+    def validate(self, n_satellites: int, n_experts: int, capacity: int) -> Placement:
         """Ranges, shapes, per-layer satellite capacity, and no expert on its own gateway."""
         if self.experts.shape[1] != n_experts:
             raise field_error(PlacementError, "placement.experts.shape", self.experts.shape,
@@ -60,7 +60,7 @@ class Placement:
                                   f"satellite hosts more than experts_per_satellite = {capacity} experts")
         return self
 
-    def with_layer(self, layer: int, experts) -> "Placement":
+    def with_layer(self, layer: int, experts) -> Placement:
         e = self.experts.copy()
         e[layer] = experts
         return Placement(self.gateways, e)
@@ -69,7 +69,7 @@ class Placement:
         return {"gateways": self.gateways.tolist(), "experts": self.experts.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Placement":
+    def from_dict(cls, data: dict) -> Placement:
         try:
             return cls(np.asarray(data["gateways"], dtype=np.int64), np.asarray(data["experts"], dtype=np.int64))
         except (KeyError, TypeError, ValueError) as exc:
@@ -80,7 +80,7 @@ class Placement:
         atomic_write_text(path, json.dumps(self.to_dict()))
 
     @classmethod
-    def load(cls, path) -> "Placement":
+    def load(cls, path) -> Placement:
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError) as exc:

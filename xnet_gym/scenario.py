@@ -155,7 +155,7 @@ class Scenario:
                 raise field_error(ScenarioError, key, type(getattr(self, key)).__name__, "wrong spec type")
         _check_fits(self)
 
-    def with_evaluation(self, **changes) -> "Scenario":
+    def with_evaluation(self, **changes) -> Scenario:
         """A copy with evaluation keys (time_steps, route, objective) changed and re-checked."""
         return dataclasses.replace(self, evaluation=dataclasses.replace(
             self.evaluation, **{k: v for k, v in changes.items() if v is not None}))

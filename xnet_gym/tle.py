@@ -124,15 +124,15 @@ def _grid_links(plane, u, r0, n_planes, wraps, max_isl_km):
             inter.append(np.ones(1, bool))
             if used_a.all() or used_b.all():
                 break
-    links = np.sort(np.concatenate(links), axis=1)
-    inter = np.concatenate(inter)
+    pairs = np.sort(np.concatenate(links), axis=1)
+    flags = np.concatenate(inter)
     if max_isl_km is not None:
-        length = np.linalg.norm(r0[links[:, 0]] - r0[links[:, 1]], axis=1)
+        length = np.linalg.norm(r0[pairs[:, 0]] - r0[pairs[:, 1]], axis=1)
         keep = length <= max_isl_km
-        links, inter = links[keep], inter[keep]
-    _, first = np.unique(links, axis=0, return_index=True)
+        pairs, flags = pairs[keep], flags[keep]
+    _, first = np.unique(pairs, axis=0, return_index=True)
     first = np.sort(first)
-    return links[first], inter[first]
+    return pairs[first], flags[first]
 
 
 def from_tle(path, inclination_deg: float, inclination_tol_deg: float = 0.5, min_altitude_km: float = 0.0,
@@ -155,7 +155,7 @@ def from_tle(path, inclination_deg: float, inclination_tol_deg: float = 0.5, min
     pos, vel = propagate(shell, t0_jd + times_s / 86400.0)
     plane, u, wraps = _planes_by_raan(pos[0], vel[0], raan_gap_deg)
     n_planes = int(plane.max()) + 1
-    S = int(round(np.median(np.bincount(plane))))
+    S = round(np.median(np.bincount(plane)))
     slot = np.floor(u / (2 * np.pi) * S).astype(np.int64) % S
     links, inter = _grid_links(plane, u, pos[0], n_planes, wraps, max_isl_km)
     label = (f"TLE shell of {len(shell)} satellites from {Path(path).name}: {n_planes} planes, "

@@ -15,7 +15,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from .constellation import LIGHT_SPEED_KM_S, MAX_DISTANCE_KM, Constellation
-from .errors import ScenarioError, check_number, field_error
+from .errors import ScenarioError, check_number
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class Topology:
         self.weight_s = np.where(up, hop_s, np.inf)
         self._graphs: list[csr_matrix | None] = [None] * c.n_time_steps
         self._cache: dict[bytes, np.ndarray] = {}
-        self._rows: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self._rows: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     @property
     def n_time_steps(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -34,7 +34,7 @@ def render_modes() -> list[str]:
 
 
 class AssignmentEnv(gym.Env):
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": render_modes(), "render_fps": 4}
+    metadata: dict[str, Any] = {"render_modes": render_modes(), "render_fps": 4}  # noqa: RUF012 (gymnasium's attribute)
     scope = "stage"
 
     def __init__(self, scenario="paper", *, layer=None, expert_order="index", randomize_activation=True,

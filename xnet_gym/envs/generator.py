@@ -41,8 +41,17 @@ from ..errors import ScenarioError, check_bool, check_choice, check_int, field_e
 from ..instance import Instance, build_instance
 from ..layers import random_subnet_gateways
 from ..placement import Placement
-from .problem import (EXPERT_ORDERS, CandidateTables, LayerRows, Problem, ProblemSpec, build_rows, finish_problem,
-                      fixed_instance, stack_active_sets)
+from .problem import (
+    EXPERT_ORDERS,
+    CandidateTables,
+    LayerRows,
+    Problem,
+    ProblemSpec,
+    build_rows,
+    finish_problem,
+    fixed_instance,
+    stack_active_sets,
+)
 
 LAYER_STRATEGIES = ("central", "random-gateway")
 RESET_OPTIONS = ("layer", "trace")
@@ -83,6 +92,10 @@ class PlacementGenerator:
         source = self.base.scenario.activation.source
         max_tokens = self.base.trace.n_tokens if source == "trace" else None
         self.tokens = _optional_int("tokens", tokens, 1, max_tokens)
+        synthetic_tokens = self.base.scenario.activation.tokens
+        # Tokens per drawn profile (a window of a trace, or a fresh synthetic profile).
+        self._profile_tokens: int = self.tokens or (self.base.trace.n_tokens if source == "trace" or
+                                                    synthetic_tokens is None else synthetic_tokens)
         self.expert_order = expert_order
         self.layer_strategy = layer_strategy
         self.randomize_activation = randomize_activation
@@ -187,7 +200,7 @@ class PlacementGenerator:
         come from (None for exact zipf draws, whose trace is built only if asked for)."""
         a, base = self.base.scenario.activation, self.base
         if "trace" not in options and self._exact_zipf:
-            drawn = zipf_layer_sets(base.n_experts, self.spec.top_k, self.tokens or a.tokens, a.alpha, rng,
+            drawn = zipf_layer_sets(base.n_experts, self.spec.top_k, self._profile_tokens, a.alpha, rng,
                                     size=len(layers))
             return (*drawn, None)
         trace = options["trace"] if "trace" in options else self._trace(rng, layers)
@@ -199,12 +212,12 @@ class PlacementGenerator:
         base = self.base.trace
         a, m = self.base.scenario.activation, self.base.model
         if a.source == "trace":
-            T = self.tokens or base.n_tokens
+            T = self._profile_tokens
             start = int(rng.integers(base.n_tokens - T + 1)) if self.randomize_activation else 0
             return base.window(start, T)
         if not self.randomize_activation:
             return base
-        T = self.tokens or a.tokens
+        T = self._profile_tokens
         n = len(layers)
         if a.source == "zipf":
             fresh = zipf_trace(n, m.experts, m.top_k, T, a.alpha, rng, shuffle=False)

@@ -22,7 +22,7 @@ from .problem import LayerRows, Problem, ProblemSpec
 
 class Progress:
     """The env's assignment state that features read (owned and updated by the env)."""
-    __slots__ = ("layer_index", "step", "n_steps", "occupancy", "mask_f")
+    __slots__ = ("layer_index", "mask_f", "n_steps", "occupancy", "step")
 
     def __init__(self, n_rows: int, n_candidates: int, n_steps: int):
         self.layer_index = 0

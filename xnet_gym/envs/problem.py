@@ -45,7 +45,7 @@ class ProblemSpec:
     max_rate_flops: float          # fastest satellite of the scenario (observation scale)
 
     @classmethod
-    def of(cls, instance: Instance) -> "ProblemSpec":
+    def of(cls, instance: Instance) -> ProblemSpec:
         return cls(instance.n_layers, instance.n_experts, instance.trace.top_k, instance.capacity,
                    instance.layout.max_candidates, instance.objective, float(instance.rate_flops.max()))
 
@@ -73,11 +73,11 @@ class LayerRows:
     def __len__(self) -> int:
         return len(self.layers)
 
-    def row(self, i: int) -> "LayerRows":
+    def row(self, i: int) -> LayerRows:
         """Row i, keeping the row axis (length 1)."""
         return self.take(slice(i, i + 1))
 
-    def take(self, index) -> "LayerRows":
+    def take(self, index) -> LayerRows:
         return LayerRows(**{name: getattr(self, name)[index] for name in _ROW_FIELDS})
 
 
@@ -96,7 +96,7 @@ class CandidateTables:
 
     @classmethod
     def build(cls, instance: Instance, gateways: np.ndarray, layers: np.ndarray, n_candidates_max: int,
-              time_steps: np.ndarray | None = None) -> "CandidateTables":
+              time_steps: np.ndarray | None = None) -> CandidateTables:
         """Tables for `layers` under `gateways`; `time_steps` restricts the legs to those
         positions in `instance.time_steps` (default all)."""
         S = len(instance.time_steps) if time_steps is None else len(time_steps)
@@ -116,7 +116,7 @@ class CandidateTables:
             rate[i, :m] = instance.rate_flops[c]
         return cls(cand, n_cand, legs, t, rate)
 
-    def take(self, index) -> "CandidateTables":
+    def take(self, index) -> CandidateTables:
         return CandidateTables(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
 
 
@@ -160,7 +160,8 @@ def build_rows(spec: ProblemSpec, layers: np.ndarray, tables: CandidateTables, t
     return LayerRows(layers=np.asarray(layers, dtype=np.int64), candidates=cand, n_candidates=tables.n_candidates,
                      time_steps=time_steps, leg_cost_s=legs, candidate_time_s=tables.candidate_time_s,
                      candidate_rate_flops=tables.candidate_rate_flops, cost_s=cs, probabilities=p, sets=sets,
-                     counts=counts, order=order, analytic_index=idx, analytic_satellites=seat, stage_reference_s=np.asarray(reference))
+                     counts=counts, order=order, analytic_index=idx, analytic_satellites=seat,
+                     stage_reference_s=np.asarray(reference))
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,7 +197,7 @@ class Problem:
     @classmethod
     def from_instance(cls, instance: Instance, layers=None, *, gateways=None, scope: str | None = None,
                       expert_order: str = "index", rng: np.random.Generator | None = None,
-                      spec: ProblemSpec | None = None) -> "Problem":
+                      spec: ProblemSpec | None = None) -> Problem:
         """The problem of placing `layers` (default: every layer, scope "token") of an
         instance, on all of its time steps and its whole trace. What a custom generator
         returns (see `generator.Generator`)."""

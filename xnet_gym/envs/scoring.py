@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def stage_latency_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, satellites: np.ndarray, sets: np.ndarray,
-                    counts: np.ndarray, probabilities: np.ndarray, spec: "ProblemSpec"):
+                    counts: np.ndarray, probabilities: np.ndarray, spec: ProblemSpec):
     """Expert-stage latency of (a batch of) layers from their experts' per-time-step legs:
     `latency.stage_total_s` under the spec's objective, top-k and capacity."""
     return stage_total_s(leg_cost_s, expert_time_s, satellites, sets, counts, probabilities, spec.top_k,
@@ -32,7 +32,7 @@ def token_latency_s(instance: Instance, placement: Placement) -> float:
     return evaluate(instance, placement, split=False).latency_s
 
 
-def objective_s(problem: "Problem", placement: Placement, candidate_index: np.ndarray | None = None) -> float:
+def objective_s(problem: Problem, placement: Placement, candidate_index: np.ndarray | None = None) -> float:
     """The episode's score of a complete placement: its token latency (scope "token") or the
     row's expert-stage latency (scope "stage"). `candidate_index` (1, E), when the caller
     knows it, spares a search; a placement off the row's candidates, or with other gateways,
@@ -56,6 +56,6 @@ def objective_s(problem: "Problem", placement: Placement, candidate_index: np.nd
                                  b.probabilities[i], problem.spec))
 
 
-def ratio_to_reference(problem: "Problem", placement: Placement) -> float:
+def ratio_to_reference(problem: Problem, placement: Placement) -> float:
     """latency / closed-form latency of a placement on the episode: minus the return."""
     return objective_s(problem, placement) / problem.reference_s

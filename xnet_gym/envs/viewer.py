@@ -8,6 +8,8 @@ user's global backend is never touched.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import XnetError
@@ -16,10 +18,11 @@ from .problem import Problem
 
 class Viewer:
     def __init__(self):
-        self._fig = None
+        self._fig: Any = None
+        self._canvas: Any = None
 
     def __getstate__(self):
-        return {"_fig": None}
+        return {"_fig": None, "_canvas": None}
 
     @staticmethod
     def _grid(problem: Problem, li: int, experts: np.ndarray):
@@ -65,7 +68,7 @@ class Viewer:
         probs = problem.instance.trace.layer_probabilities(layer)
         if self._fig is None:
             self._fig = Figure(figsize=(6, 4), dpi=80)
-            FigureCanvasAgg(self._fig)
+            self._canvas = FigureCanvasAgg(self._fig)
         fig = self._fig
         fig.clf()
         ax = fig.add_subplot(111)
@@ -83,8 +86,8 @@ class Viewer:
         ax.set_xlabel("along-track slot")
         ax.set_ylabel("plane")
         ax.set_title(f"layer {layer}: experts sized by activation probability")
-        fig.canvas.draw()
-        return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+        self._canvas.draw()
+        return np.asarray(self._canvas.buffer_rgba())[..., :3].copy()
 
     def close(self):
-        self._fig = None
+        self._fig = self._canvas = None
