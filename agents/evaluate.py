@@ -108,10 +108,8 @@ def write_csv(rows: list[dict], path) -> None:
 
 def write_plot(rows: list[dict], path, curve_csv=None) -> None:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         from xnet_gym.errors import XnetError
         raise XnetError("--plot needs matplotlib: pip install 'xnet-gym[viz]'") from None
@@ -120,8 +118,10 @@ def write_plot(rows: list[dict], path, curve_csv=None) -> None:
         data = np.genfromtxt(curve_csv, delimiter=",", names=True)
         if data.size > 1:
             curve = data
-    fig, axes = plt.subplots(1, 2 if curve is not None else 1, figsize=(11 if curve is not None else 6, 4))
-    axes = np.atleast_1d(axes)
+    # The object API, not pyplot: the user's global backend and figure registry stay untouched.
+    fig = Figure(figsize=(11 if curve is not None else 6, 4))
+    canvas = FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(1, 2 if curve is not None else 1))
     names = [r["policy"] for r in rows]
     axes[0].bar(names, [r["geomean_ratio_to_analytic"] for r in rows], color="tab:blue")
     axes[0].axhline(1.0, color="k", ls="--", lw=1, label="analytic")
@@ -135,5 +135,9 @@ def write_plot(rows: list[dict], path, curve_csv=None) -> None:
         axes[1].set_ylabel("latency / analytic")
         axes[1].legend()
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
-    plt.close(fig)
+
+    def write(tmp: str) -> None:
+        fig.savefig(tmp, format="png", dpi=90)
+
+    atomic_write(path, write)
+    del canvas

@@ -1,0 +1,202 @@
+"""The episode model and the env's swappable parts: problems, generators, observation features,
+public progress, and the layering rules of the package."""
+
+import ast
+import dataclasses
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import xnet_gym  # noqa: F401
+from xnet_gym.analytic import analytic_placement
+from xnet_gym.envs import DEFAULT_FEATURES, Feature, ObservationBuilder, Problem, ProblemSpec
+from xnet_gym.envs.expert_placement import ExpertPlacementEnv
+from xnet_gym.envs.model_placement import ModelPlacementEnv
+from xnet_gym.errors import ActionError, ScenarioError
+from xnet_gym.instance import build_instance
+from xnet_gym.latency import evaluate, evaluate_stages
+
+EXPERT = "xnet_gym/ExpertPlacement-v0"
+MODEL = "xnet_gym/ModelPlacement-v0"
+PACKAGE = Path(xnet_gym.__file__).parent
+
+
+class FixedInstances:
+    """A custom generator: a fixed list of instances, one drawn per episode from `rng`."""
+
+    def __init__(self, instances, layer=None):
+        self.instances = instances
+        self.layer = layer
+        self.spec = ProblemSpec.of(instances[0])
+        self.drawn = []
+
+    def __call__(self, rng, options=None):
+        i = int(rng.integers(len(self.instances)))
+        self.drawn.append(i)
+        layers = None if self.layer is None else [self.layer]
+        return Problem.from_instance(self.instances[i], layers=layers, spec=self.spec)
+
+
+def play_analytic(env, seed=None):
+    env.reset(seed=seed)
+    total, done = 0.0, False
+    while not done:
+        _, r, done, _, info = env.step(env.unwrapped.analytic_action())
+        total += r
+    return total, info
+
+
+@pytest.mark.parametrize("env_id,layer", [(EXPERT, 1), (MODEL, None)])
+def test_custom_generator_plugs_into_both_envs(env_id, layer):
+    instances = [build_instance("tiny", np.random.default_rng(s)) for s in range(3)]
+    gen = FixedInstances(instances, layer)
+    env = gym.make(env_id, generator=gen)
+    for seed in range(4):
+        total, info = play_analytic(env, seed)
+        inst = instances[gen.drawn[-1]]
+        core = analytic_placement(inst)
+        assert total == pytest.approx(-1.0, abs=1e-12) and info["ratio_to_analytic"] == 1.0
+        assert info["placement"] == core
+        if env_id == MODEL:
+            assert info["latency_s"] == pytest.approx(evaluate(inst, core).latency_s, rel=1e-12)
+        else:
+            assert info["latency_s"] == pytest.approx(evaluate_stages(inst, core, [layer]).stage_s[0], rel=1e-12)
+    assert len(set(gen.drawn)) > 1                       # it drew from the env's np_random
+    with pytest.raises(ScenarioError, match="generator = list"):
+        gym.make(env_id, generator=[])
+
+
+def test_rows_are_cut_by_the_declared_field_list():
+    env = gym.make(EXPERT, scenario="paper", train_time_steps=4)
+    env.reset(seed=0)
+    problem = env.unwrapped.problem
+    batch = problem.batch
+    assert len(batch) == 64 and problem.n_rows == 1
+    for i in (0, 5, 63):
+        row = batch.row(i)
+        for f in dataclasses.fields(batch):
+            np.testing.assert_array_equal(getattr(row, f.name), getattr(batch, f.name)[i: i + 1])
+    np.testing.assert_array_equal(problem.rows.layers, batch.layers[problem.first: problem.first + 1])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        problem.reference_s = 0.0
+
+
+def test_public_progress_is_read_only_and_tracks_the_episode():
+    env = gym.make(MODEL, scenario="tiny", expert_order="frequency")
+    u = env.unwrapped
+    env.reset(seed=2)
+    order = u.problem.rows.order
+    seen = []
+    done = False
+    while not done:
+        seen.append((u.current_layer, u.current_expert))
+        a = u.analytic_action()
+        _, _, done, _, info = env.step(a)
+        assert u.assignment[seen[-1][0], seen[-1][1]] == a
+    assert seen == [(layer, int(order[layer, j])) for layer in range(3) for j in range(4)]
+    assert u.current_layer is None and u.current_expert is None and u.placement == info["placement"]
+    with pytest.raises(ValueError):
+        u.assignment[0, 0] = 1
+    with pytest.raises(ActionError, match="after the episode ended"):
+        env.step(0)
+
+
+def test_observation_space_keys_and_docstring_come_from_the_feature_list():
+    keys = [f.key for f in (cls() for cls in DEFAULT_FEATURES)]
+    env = gym.make(EXPERT, scenario="tiny")
+    obs, _ = env.reset(seed=0)
+    assert set(env.observation_space.spaces) == set(obs) == set(keys)
+    for cls in (ExpertPlacementEnv,):
+        for key in keys:
+            assert f"`{key}`" in cls.__doc__
+    assert "{observation_table}" not in ExpertPlacementEnv.__doc__
+    assert ModelPlacementEnv.__doc__.index("## Observation Space") < ModelPlacementEnv.__doc__.index("## Rewards")
+
+
+class CandidateIsFree(Feature):
+    """A test feature: 1 where the candidate has no expert yet."""
+    key = "candidate_is_free"
+    meaning = "1 where no expert sits on the candidate yet"
+
+    def value(self, progress, li, e):
+        return (progress.occupancy[li] == 0).astype(np.float32)
+
+
+def test_one_new_feature_reaches_space_observation_and_policy():
+    from agents.policy import candidate_keys
+
+    builder = ObservationBuilder([*DEFAULT_FEATURES, CandidateIsFree])
+    env = gym.make(EXPERT, scenario="tiny", observation=builder)
+    obs, _ = env.reset(seed=0)
+    assert obs["candidate_is_free"].shape == (5,) and obs["candidate_is_free"].all()
+    obs, *_ = env.step(0)
+    assert obs["candidate_is_free"][0] == 0.0 and obs["candidate_is_free"][1:].all()
+    assert "candidate_is_free" in candidate_keys(env.observation_space)
+    assert "`candidate_is_free`" in builder.table_markdown()
+    from gymnasium.utils.env_checker import check_env
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_feature_naming_rule_is_enforced():
+    class Misnamed(CandidateIsFree):
+        key = "is_free"
+
+    with pytest.raises(ValueError, match="per-candidate features are named 'candidate_\\*'"):
+        ObservationBuilder([*DEFAULT_FEATURES, Misnamed])
+
+
+@pytest.mark.parametrize("env_id", [EXPERT, MODEL])
+def test_envs_pickle_after_reset_and_play_on(env_id):
+    env = gym.make(env_id, scenario="tiny")
+    env.reset(seed=0)
+    env.step(env.unwrapped.analytic_action())
+    clone = pickle.loads(pickle.dumps(env))
+    total, info = play_analytic(clone, seed=5)
+    again, _ = play_analytic(env, seed=5)
+    assert total == again and info["ratio_to_analytic"] == 1.0
+
+
+def test_v0_slot_names_still_work_with_a_warning(tmp_path):
+    with pytest.warns(DeprecationWarning, match="train_slots= is deprecated; use train_time_steps="):
+        env = ExpertPlacementEnv("tiny", train_slots=2, slots=3)
+    env.reset(seed=0)
+    assert len(env.problem.instance.time_steps) == 2 and len(env.generator.base.time_steps) == 3
+    text = (PACKAGE / "scenarios" / "tiny.toml").read_text().replace("time_steps = 4", "slots = 3")
+    path = tmp_path / "old.toml"
+    path.write_text(text)
+    with pytest.warns(DeprecationWarning, match="evaluation.slots is deprecated"):
+        assert build_instance(str(path)).time_steps.tolist() == [0, 1, 2]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'slotz'"):
+        ExpertPlacementEnv("tiny", slotz=3)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_layers_only_point_down():
+    """Only the CLI (the composition root) imports agents or baselines; nothing imports the CLI."""
+    for path in PACKAGE.rglob("*.py"):
+        used = _imports(path)
+        if path.name != "cli.py":
+            assert not used & {"agents", "baselines"}, path
+        assert "xnet_gym.cli" not in path.read_text() or path.name == "cli.py", path
+    for folder in ("agents", "baselines"):
+        for path in (PACKAGE.parent / folder).rglob("*.py"):
+            assert "xnet_gym.cli" not in path.read_text(), path
+    code = ("import sys, xnet_gym, gymnasium as g; e = g.make('xnet_gym/ExpertPlacement-v0', scenario='tiny'); "
+            "e.reset(seed=0); print(sorted(m for m in ('agents', 'baselines', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
