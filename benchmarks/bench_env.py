@@ -1,8 +1,10 @@
 """Env step throughput (issue: envs). Run: python benchmarks/bench_env.py
 
 Random-action steps per second through `gymnasium.make` (default wrappers included) for
-ExpertPlacement-v0 on `paper` and CartPole-v1 in the same run, so the ratio is fair on a noisy
-machine; resets are included in the count, as in training.
+ExpertPlacement-v0 on `paper` and CartPole-v1 in the same run; resets are included in the
+count, as in training. These machines are noisy: every row is measured in ROUNDS short
+windows, interleaved with the other rows, and keeps its best window, so a burst of load
+elsewhere on the machine costs every row alike and the ratios stay comparable.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import gymnasium as gym
 
 import xnet_gym  # noqa: F401
 
+ROUNDS = 5
+WINDOW_S = 1.0
 
-def steps_per_s(env, seconds=3.0):
+
+def steps_per_s(env, seconds=WINDOW_S):
     env.reset(seed=0)
     env.action_space.seed(0)
     n, t0 = 0, time.perf_counter()
@@ -27,7 +32,7 @@ def steps_per_s(env, seconds=3.0):
     return n / (time.perf_counter() - t0)
 
 
-def vec_steps_per_s(venv, seconds=3.0):
+def vec_steps_per_s(venv, seconds=WINDOW_S):
     venv.reset(seed=0)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -38,8 +43,7 @@ def vec_steps_per_s(venv, seconds=3.0):
 
 
 def main():
-    cart = steps_per_s(gym.make("CartPole-v1"))
-    rows = [("CartPole-v1", cart)]
+    envs = [("CartPole-v1", gym.make("CartPole-v1"), steps_per_s)]
     for label, env_id, kw in [
         ("ExpertPlacement-v0 paper, all 200 time steps", "xnet_gym/ExpertPlacement-v0", {}),
         ("ExpertPlacement-v0 paper, train_time_steps=16", "xnet_gym/ExpertPlacement-v0", {"train_time_steps": 16}),
@@ -48,15 +52,22 @@ def main():
         ("ModelPlacement-v0 paper, all 200 time steps", "xnet_gym/ModelPlacement-v0", {}),
         ("ModelPlacement-v0 paper, train_time_steps=16", "xnet_gym/ModelPlacement-v0", {"train_time_steps": 16}),
     ]:
-        rows.append((label, steps_per_s(gym.make(env_id, **{"scenario": "paper", **kw}))))
+        envs.append((label, gym.make(env_id, **{"scenario": "paper", **kw}), steps_per_s))
     for mode in ("sync", "async"):
         venv = gym.make_vec("xnet_gym/ExpertPlacement-v0", num_envs=8, vectorization_mode=mode,
                             scenario="paper", train_time_steps=16)
-        rows.append((f"make_vec x8 ({mode}) ExpertPlacement-v0, train_time_steps=16", vec_steps_per_s(venv)))
-        venv.close()
-    print(f"{'env':<74}{'steps/s':>10}{'cost / CartPole step':>22}")
-    for label, sps in rows:
-        print(f"{label:<74}{sps:>10.0f}{cart / sps:>22.2f}")
+        envs.append((f"make_vec x8 ({mode}) ExpertPlacement-v0, train_time_steps=16", venv, vec_steps_per_s))
+    best = {label: 0.0 for label, _, _ in envs}
+    for _ in range(ROUNDS):
+        for label, env, measure in envs:
+            best[label] = max(best[label], measure(env))
+    for _, env, _ in envs:
+        env.close()
+    cart = best["CartPole-v1"]
+    print(f"best of {ROUNDS} interleaved windows of {WINDOW_S:g} s per row")
+    print(f"{'env':<80}{'steps/s':>10}{'cost / CartPole step':>22}")
+    for label, sps in best.items():
+        print(f"{label:<80}{sps:>10.0f}{cart / sps:>22.2f}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import xnet_gym  # noqa: F401
+import xnet_gym
 from xnet_gym.analytic import analytic_placement
 from xnet_gym.envs import DEFAULT_FEATURES, Feature, ObservationBuilder, Problem, ProblemSpec
 from xnet_gym.envs.expert_placement import ExpertPlacementEnv

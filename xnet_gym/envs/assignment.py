@@ -64,6 +64,7 @@ class AssignmentEnv(gym.Env):
                                 f"__call__(rng, options) -> Problem (see xnet_gym.envs.generator.Generator)")
         self.generator = generator
         self.reward_fn = reward_fn
+        self._reward_start = getattr(reward_fn, "start", lambda problem: None)
         self.render_mode = render_mode
         self.viewer = viewer or Viewer()
         self.observation_builder = observation or ObservationBuilder()
@@ -119,7 +120,7 @@ class AssignmentEnv(gym.Env):
         self._done = False
         self._final: Placement | None = None
         self._capacity = problem.spec.capacity
-        self._experts = problem.reference.experts.copy()
+        self._experts = problem.base_experts.copy()           # the rows are overwritten as experts are placed
         self._cand_index = np.empty((n, E), dtype=np.int64)
         self._cand_index.fill(-1)
         self._count = [[0] * C for _ in range(n)]          # experts per candidate, read every step
@@ -135,6 +136,7 @@ class AssignmentEnv(gym.Env):
         self._progress = p = Progress(n, C, n * E)
         p.mask_f[:] = self._mask
         self.observation_builder.start(problem)
+        self._reward_start(problem)
         # The builder's bound methods, called directly: one call less per feature and step.
         self._feature_values = self.observation_builder.values
         self._feature_placers = self.observation_builder.placers

@@ -40,7 +40,6 @@ from ..analytic import analytic_placement
 from ..errors import ScenarioError, check_bool, check_choice, check_int, field_error
 from ..instance import Instance, build_instance
 from ..layers import random_subnet_gateways
-from ..placement import Placement
 from .problem import (
     EXPERT_ORDERS,
     CandidateTables,
@@ -161,10 +160,8 @@ class PlacementGenerator:
     def _from_block(self, i: int) -> Problem:
         block = self._block
         assert block is not None
-        experts = self._base_analytic.experts.copy()
-        experts[block.layers[i]] = block.analytic_satellites[i]
         make = functools.partial(self._episode_instance, block, i, self._block_trace)
-        return finish_problem(block, i, 1, Placement(self._block_gateways, experts), "stage", self.spec, make)
+        return finish_problem(block, i, 1, self._block_gateways, self._base_analytic.experts, "stage", self.spec, make)
 
     def _model_problem(self, rng: np.random.Generator, options: dict) -> Problem:
         """Every layer, one shared subset of time steps, scored on token latency."""
@@ -176,10 +173,8 @@ class PlacementGenerator:
         steps = np.broadcast_to(one, (L, one.shape[1]))
         rows = build_rows(self.spec, layers, tables, steps, sets, counts, expert_order=self.expert_order, rng=rng,
                           score_stages=False)
-        experts = self._base_analytic.experts.copy()
-        experts[layers] = rows.analytic_satellites
         instance = self._episode_instance(rows, 0, trace)
-        return finish_problem(rows, 0, L, Placement(gateways, experts), "token", self.spec,
+        return finish_problem(rows, 0, L, gateways, self._base_analytic.experts, "token", self.spec,
                               functools.partial(fixed_instance, instance))
 
     # ------------------------------------------------------------------ ingredients

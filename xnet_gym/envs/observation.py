@@ -96,11 +96,15 @@ class ExpertFeature(Feature):
     def start(self, tables, first, problem):
         self._p, self._rank, self._layer_fraction = tables["probabilities"], tables["rank"], tables["layer_fraction"]
         self._first = first
+        self._x = np.empty(4, dtype=np.float32)
 
     def value(self, progress, li, e):
-        row = self._first + li
-        return np.array((self._p[row][e], self._rank[row][e], progress.step / progress.n_steps,
-                         self._layer_fraction[row]), dtype=np.float32)
+        row, x = self._first + li, self._x
+        x[0] = self._p[row][e]
+        x[1] = self._rank[row][e]
+        x[2] = progress.step / progress.n_steps
+        x[3] = self._layer_fraction[row]
+        return x.copy()
 
 
 class CandidateCost(RowFeature):

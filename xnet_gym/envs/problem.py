@@ -176,7 +176,7 @@ class Problem:
     first: int
     n_rows: int
     gateways: np.ndarray           # (L,)
-    reference: Placement           # the closed form: rows sort-matched, other layers as in the scenario
+    base_experts: np.ndarray       # (L, E) the other layers' experts (the scenario's closed form); shared
     reference_s: float
     scope: str
     spec: ProblemSpec
@@ -188,6 +188,14 @@ class Problem:
         if self.first == 0 and self.n_rows == len(self.batch):
             return self.batch
         return self.batch.take(slice(self.first, self.first + self.n_rows))
+
+    @functools.cached_property
+    def reference(self) -> Placement:
+        """The closed form: the rows sort-matched, the other layers as in `base_experts`."""
+        experts = self.base_experts.copy()
+        rows = slice(self.first, self.first + self.n_rows)
+        experts[self.batch.layers[rows]] = self.batch.analytic_satellites[rows]
+        return Placement(self.gateways, experts)
 
     @functools.cached_property
     def instance(self) -> Instance:
@@ -212,9 +220,7 @@ class Problem:
         steps = np.broadcast_to(np.arange(len(instance.time_steps)), (len(layers), len(instance.time_steps)))
         rows = build_rows(spec, layers, tables, steps, sets, counts, expert_order=expert_order, rng=rng,
                           score_stages=scope == "stage", time_steps_are_columns=True)
-        experts = analytic_placement(instance, g).experts.copy()
-        experts[layers] = rows.analytic_satellites
-        return finish_problem(rows, 0, len(rows), Placement(g, experts), scope, spec,
+        return finish_problem(rows, 0, len(rows), g, analytic_placement(instance, g).experts, scope, spec,
                               functools.partial(fixed_instance, instance))
 
 
@@ -224,15 +230,16 @@ def fixed_instance(instance: Instance) -> Instance:
     return instance
 
 
-def finish_problem(batch: LayerRows, first: int, n_rows: int, reference: Placement, scope: str, spec: ProblemSpec,
-                   instance_factory: Callable[[], Instance]) -> Problem:
+def finish_problem(batch: LayerRows, first: int, n_rows: int, gateways: np.ndarray, base_experts: np.ndarray,
+                   scope: str, spec: ProblemSpec, instance_factory: Callable[[], Instance]) -> Problem:
     """A Problem over rows [first, first + n_rows) of `batch`, with its reference latency:
-    the row's scored stage, or the token latency."""
+    the row's scored stage, or the token latency of the closed form."""
     if scope == "stage":
-        reference_s = float(batch.stage_reference_s[first])
-    else:
-        reference_s = scoring.token_latency_s(instance_factory(), reference)
-    return Problem(batch, first, n_rows, reference.gateways, reference, reference_s, scope, spec, instance_factory)
+        return Problem(batch, first, n_rows, gateways, base_experts, float(batch.stage_reference_s[first]), scope,
+                       spec, instance_factory)
+    problem = Problem(batch, first, n_rows, gateways, base_experts, np.nan, scope, spec, instance_factory)
+    object.__setattr__(problem, "reference_s", scoring.token_latency_s(problem.instance, problem.reference))
+    return problem
 
 
 def stack_active_sets(trace, layers, top_k: int) -> tuple[np.ndarray, np.ndarray]:

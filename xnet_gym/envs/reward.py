@@ -8,8 +8,9 @@ an episode with only valid actions is exactly -objective(placement) / objective(
   and each step's reward is its exact credit.
 
 An invalid action (padded or full satellite) costs `INVALID_ACTION_PENALTY` on top; then the
-return is -ratio - 0.1 x (number of invalid actions). A custom reward implements `step` and
-`final` with these signatures; the latency it is handed comes from `scoring.objective_s`.
+return is -ratio - 0.1 x (number of invalid actions). A custom reward implements `start`
+(optional), `step` and `final` with these signatures; the latency it is handed comes from
+`scoring.objective_s`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ INVALID_ACTION_PENALTY = 0.1
 class SparseReward:
     name = "sparse"
 
+    def start(self, problem: Problem) -> None:
+        """A new episode (optional in custom rewards)."""
+
     def step(self, problem: Problem, layer_index: int, expert: int, candidate: int) -> float:
         return 0.0
 
@@ -32,10 +36,17 @@ class SparseReward:
 class DenseReward(SparseReward):
     name = "dense"
 
+    def start(self, problem: Problem) -> None:
+        # Python floats of this episode's rows: the same IEEE operations as on NumPy scalars,
+        # so the same bits, at a fraction of the per-step cost.
+        rows = slice(problem.first, problem.first + problem.n_rows)
+        k = problem.spec.top_k
+        self._share = [[p / k for p in row] for row in problem.batch.probabilities[rows].tolist()]
+        self._cost = problem.batch.cost_s[rows].tolist()
+        self._reference_s = problem.reference_s
+
     def step(self, problem: Problem, layer_index: int, expert: int, candidate: int) -> float:
-        b, row = problem.batch, problem.first + layer_index
-        share = b.probabilities[row, expert] / problem.spec.top_k
-        return -float(share * b.cost_s[row, candidate]) / problem.reference_s
+        return -(self._share[layer_index][expert] * self._cost[layer_index][candidate]) / self._reference_s
 
 
 REWARDS = {"sparse": SparseReward, "dense": DenseReward}
