@@ -7,6 +7,11 @@ an episode with only valid actions is exactly -objective(placement) / objective(
   sum is still -ratio. Under `objective="weighted"` in ExpertPlacement the remainder is 0
   and each step's reward is its exact credit.
 
+Exactness: each dense step reward is rounded to a multiple of `REWARD_GRID` (2^-40, about
+1e-12). Sums of such numbers are exact in float64 in any order (episode returns stay far
+below 2^12), so the last step's remainder cancels them exactly and the closed form's return
+is exactly -1.0, not -1.0 within an ulp. Other returns equal -ratio within float rounding.
+
 An invalid action (padded or full satellite) costs `INVALID_ACTION_PENALTY` on top; then the
 return is -ratio - 0.1 x (number of invalid actions). A custom reward implements `start`
 (optional), `step` and `final` with these signatures; the latency it is handed comes from
@@ -18,6 +23,8 @@ from __future__ import annotations
 from .problem import Problem
 
 INVALID_ACTION_PENALTY = 0.1
+REWARD_GRID = 2.0 ** -40
+_PER_GRID = 2.0 ** 40
 
 
 class SparseReward:
@@ -46,7 +53,8 @@ class DenseReward(SparseReward):
         self._reference_s = problem.reference_s
 
     def step(self, problem: Problem, layer_index: int, expert: int, candidate: int) -> float:
-        return -(self._share[layer_index][expert] * self._cost[layer_index][candidate]) / self._reference_s
+        credit = -(self._share[layer_index][expert] * self._cost[layer_index][candidate]) / self._reference_s
+        return round(credit * _PER_GRID) / _PER_GRID
 
 
 REWARDS = {"sparse": SparseReward, "dense": DenseReward}
