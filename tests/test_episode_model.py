@@ -200,3 +200,46 @@ def test_layers_only_point_down():
             "e.reset(seed=0); print(sorted(m for m in ('agents', 'baselines', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_pickled_env_ships_no_shortest_path_tables():
+    env = gym.make(EXPERT, scenario="paper", train_time_steps=16)
+    env.reset(seed=0)
+    size_mb = len(pickle.dumps(env)) / 1e6
+    assert size_mb < 5, size_mb                 # was 81 MB, 80 of them shortest-path tables
+    clone = pickle.loads(pickle.dumps(env))
+    assert play_analytic(clone, seed=3) == play_analytic(env, seed=3)
+
+
+def test_terminal_mask_is_never_all_zeros(tmp_path):
+    """A layer with exactly as many seats as experts fills every seat; the terminal
+    observation keeps the last valid mask, so a masked softmax on it stays finite."""
+    text = (PACKAGE / "scenarios" / "tiny.toml").read_text().replace('preset = "tiny"', 'preset = "tiny"\nexperts = 5')
+    path = tmp_path / "full.toml"
+    path.write_text(text)
+    env = gym.make(EXPERT, scenario=str(path))
+    obs, _ = env.reset(seed=0)
+    done = False
+    while not done:
+        assert obs["action_mask"].any()
+        obs, _, done, _, _ = env.step(env.unwrapped.analytic_action())
+    assert not env.unwrapped.action_masks().any()        # every seat is taken
+    assert obs["action_mask"].sum() == 1                 # the last step's mask
+
+
+@pytest.mark.parametrize("action", [float("inf"), float("nan"), True, np.True_, 1.5, -1, 5, "1", None])
+def test_bad_actions_raise_action_error(action):
+    env = gym.make(EXPERT, scenario="tiny")
+    env.reset(seed=0)
+    with pytest.raises(ActionError, match=r"action = .*: must be an integer in \[0, 4\]"):
+        env.unwrapped.step(action)
+    env.unwrapped.step(np.int64(1))                      # NumPy integers are fine
+
+
+def test_masked_sampling_through_gymnasium_needs_int8():
+    env = gym.make(EXPERT, scenario="tiny")
+    env.reset(seed=0)
+    env.step(2)
+    mask = env.unwrapped.action_masks().astype(np.int8)  # Gymnasium's sample() wants int8
+    env.action_space.seed(0)
+    assert {env.action_space.sample(mask=mask) for _ in range(50)} == {0, 1, 3, 4}

@@ -6,6 +6,9 @@ with m_e the number of the token's active experts on s_e's satellite (back-to-ba
 `objective = "weighted"` replaces the max by sum_e (p_e / k) (...) with m_e = 1. A leg with no
 path in a time step costs `outage_penalty_s`. The trace is compressed into distinct active sets per
 layer, so the cost is O(time steps x distinct sets x k) per layer, not O(time steps x tokens).
+
+Shapes: `n_t` is the number of time steps, `k` the top-k (active experts per token), `m` the
+number of distinct active sets, `E` the experts of a layer.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from .placement import Placement
 def _legs(instance: Instance, gateways: np.ndarray, layers: np.ndarray, sats: np.ndarray):
     """Path legs of each (layer, satellite) pair over the instance's time steps.
 
-    Returns (propagation_s, unreachable_legs), both (K, n): the finite part of
+    Returns (propagation_s, unreachable_legs), both (n_t, n): the finite part of
     d(g_l, s) + d(s, g_next) and how many of the two legs have no path.
     """
     dist, row, nxt_row = instance.topology.distance_rows(gateways)
@@ -37,7 +40,7 @@ def _legs(instance: Instance, gateways: np.ndarray, layers: np.ndarray, sats: np
 
 
 def leg_costs_s(instance: Instance, gateways, layer: int, sats) -> np.ndarray:
-    """(K, n) d(g_l, s) + d(s, g_next) of each satellite in each time step, a missing leg at the
+    """(n_t, n) d(g_l, s) + d(s, g_next) of each satellite in each time step, a missing leg at the
     outage penalty: the per-time-step input of every stage cost (closed form, env tables, MILP)."""
     sats = np.asarray(sats, dtype=np.int64)
     prop, bad = _legs(instance, np.asarray(gateways, dtype=np.int64), np.full(len(sats), layer), sats)
@@ -62,7 +65,7 @@ def stage_total_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.nd
                   capacity: int = 2):
     """One layer's expected expert-stage latency from its experts' per-time-step path legs.
 
-    leg_cost_s (..., K, E): d(g, s_e) + d(s_e, g_next) per time step, outages at the penalty;
+    leg_cost_s (..., n_t, E): d(g, s_e) + d(s_e, g_next) per time step, outages at the penalty;
     expert_time_s (..., E): one expert's compute on its satellite; sats (..., E): the
     satellites (for back-to-back compute; with `capacity` 1 no two can share); sets (..., m, k)
     / counts (..., m): the layer's distinct active sets and their token counts (a zero count
@@ -71,30 +74,30 @@ def stage_total_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.nd
     call); without them the result is a float. `evaluate_stages` and the envs' per-episode
     scoring both reduce through this function.
     """
-    K, E = leg_cost_s.shape[-2:]
+    n_t, E = leg_cost_s.shape[-2:]
     if objective == "weighted":
         # Slot sums over a contiguous last axis: NumPy then sums each row the same way
         # whatever the batch shape, so block and per-episode scores agree to the last bit.
-        mean_s = np.ascontiguousarray(np.swapaxes(leg_cost_s, -1, -2)).sum(axis=-1) / K
+        mean_s = np.ascontiguousarray(np.swapaxes(leg_cost_s, -1, -2)).sum(axis=-1) / n_t
         total = ((mean_s + expert_time_s) * probabilities).sum(axis=-1) / top_k
         return float(total) if np.ndim(total) == 0 else total
     lead, (m, k) = sets.shape[:-2], sets.shape[-2:]
-    # Gather whole time rows (expert-major), member-major: (N, k*m, K). Row gathers and a max
+    # Gather whole time rows (expert-major), member-major: (N, k*m, n_t). Row gathers and a max
     # over a short outer axis are several times faster in NumPy than element gathers and a
     # max over a last axis of length k.
     n = math.prod(lead)
     members = np.swapaxes(sets, -1, -2).reshape(n, k * m)
     rows = np.arange(n)[:, None]
-    legs = np.swapaxes(leg_cost_s.reshape(n, K, E), 1, 2)[rows, members]                      # (N, k*m, K)
+    legs = np.swapaxes(leg_cost_s.reshape(n, n_t, E), 1, 2)[rows, members]                      # (N, k*m, n_t)
     compute = expert_time_s.reshape(n, E)[rows, members]
     if capacity > 1:
         s = sats.reshape(n, E)[rows, members].reshape(n, k, m)
         compute = compute * (s[:, :, None, :] == s[:, None, :, :]).sum(axis=1).reshape(n, k * m)
     legs += compute[..., None]                     # in place: a temporary here costs 4x the time
-    worst = legs.reshape(n, k, m, K).max(axis=1).sum(axis=-1).reshape(*lead, m)
+    worst = legs.reshape(n, k, m, n_t).max(axis=1).sum(axis=-1).reshape(*lead, m)
     # The same reduction with or without a batch axis, so that a block-scored reference and
     # a per-episode score of the same placement agree to the last bit.
-    total = (worst * counts).sum(axis=-1) / (counts.sum(axis=-1) * K)
+    total = (worst * counts).sum(axis=-1) / (counts.sum(axis=-1) * n_t)
     return float(total) if not lead else total
 
 
@@ -120,9 +123,9 @@ def evaluate_stages(instance: Instance, placement: Placement, layers=None, split
     gateways = placement.gateways
     sats = placement.experts[layers]                                   # (n_l, E)
     prop, bad = _legs(instance, gateways, np.repeat(layers, E), sats.ravel())
-    K = len(instance.time_steps)
-    prop = prop.reshape(K, len(layers), E)
-    bad = bad.reshape(K, len(layers), E)
+    n_t = len(instance.time_steps)
+    prop = prop.reshape(n_t, len(layers), E)
+    bad = bad.reshape(n_t, len(layers), E)
     penalty = instance.outage_penalty_s
     t_exp = instance.expert_time_s
     k = instance.trace.top_k
@@ -149,10 +152,10 @@ def evaluate_stages(instance: Instance, placement: Placement, layers=None, split
         s = sats[i][sets]                                             # (n, k)
         mult = (s[:, :, None] == s[:, None, :]).sum(axis=2)
         compute = mult * t_exp[s]                                     # (n, k)
-        legs_prop = prop[:, i, :][:, sets]                            # (K, n, k)
+        legs_prop = prop[:, i, :][:, sets]                            # (n_t, n, k)
         legs_out = bad[:, i, :][:, sets] * penalty
         total = legs_prop + legs_out + compute
-        w = counts / (T * K)
+        w = counts / (T * n_t)
         arg = total.argmax(axis=2)[..., None]
         parts = np.stack([legs_prop, legs_out, np.broadcast_to(compute, total.shape)])
         c_prop, c_out, c_cmp = np.take_along_axis(parts, arg[None], axis=3)[..., 0].sum(axis=1) @ w

@@ -82,6 +82,13 @@ class Topology:
         self._cache: dict[bytes, np.ndarray] = {}
         self._rows: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
+    def __getstate__(self):
+        # Shortest-path tables are caches (tens of MB on `paper`): rebuilt on use, never shipped
+        # to a worker process.
+        state = self.__dict__.copy()
+        state.update(_graphs=[None] * len(self._graphs), _cache={}, _rows={})
+        return state
+
     @property
     def n_time_steps(self) -> int:
         return self.constellation.n_time_steps

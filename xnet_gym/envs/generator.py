@@ -48,7 +48,6 @@ from .problem import (
     ProblemSpec,
     build_rows,
     finish_problem,
-    fixed_instance,
     stack_active_sets,
 )
 
@@ -80,7 +79,8 @@ class PlacementGenerator:
         check_choice(ScenarioError, "expert_order", expert_order, EXPERT_ORDERS)
         check_choice(ScenarioError, "layer_strategy", layer_strategy, LAYER_STRATEGIES)
         check_bool(ScenarioError, "randomize_activation", randomize_activation)
-        self.base: Instance = build_instance(scenario, time_steps=time_steps, objective=objective, route=route)
+        self._instance_args = {"scenario": scenario, "time_steps": time_steps, "objective": objective, "route": route}
+        self.base: Instance = build_instance(**self._instance_args)
         self.spec = ProblemSpec.of(self.base)
         L = self.base.n_layers
         if scope == "token" and layer is not None:
@@ -108,10 +108,16 @@ class PlacementGenerator:
         self._block_pos = 0
 
     def __getstate__(self):
-        # The block is a cache of draws tied to one Generator object: never ship it.
+        # Ship the recipe, not the products: the scenario's instance (orbits, links, tens of MB
+        # on `paper`) is rebuilt bit for bit from its seed, and the block (draws tied to one
+        # Generator object) and the candidate tables are caches.
         state = self.__dict__.copy()
-        state.update(_block=None, _block_rng=None, _block_pos=0)
+        state.update(base=None, _block=None, _block_rng=None, _block_pos=0, _central=None)
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.base = build_instance(**self._instance_args)
 
     # --------------------------------------------------------------------------- drawing
     def __call__(self, rng: np.random.Generator, options: dict | None = None) -> Problem:
@@ -173,9 +179,8 @@ class PlacementGenerator:
         steps = np.broadcast_to(one, (L, one.shape[1]))
         rows = build_rows(self.spec, layers, tables, steps, sets, counts, expert_order=self.expert_order, rng=rng,
                           score_stages=False)
-        instance = self._episode_instance(rows, 0, trace)
         return finish_problem(rows, 0, L, gateways, self._base_analytic.experts, "token", self.spec,
-                              functools.partial(fixed_instance, instance))
+                              functools.partial(self._episode_instance, rows, 0, trace))
 
     # ------------------------------------------------------------------ ingredients
     def _tables(self, rng: np.random.Generator, layers: np.ndarray) -> tuple[np.ndarray, CandidateTables]:

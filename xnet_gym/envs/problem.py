@@ -182,6 +182,13 @@ class Problem:
     spec: ProblemSpec
     instance_factory: Callable[[], Instance]
 
+    def __getstate__(self):
+        # Cached views (rows, reference, instance) are rebuilt on use, not shipped.
+        return {k: v for k, v in self.__dict__.items() if k not in ("rows", "reference", "instance")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
     @functools.cached_property
     def rows(self) -> LayerRows:
         """This episode's rows (row i is the episode's i-th layer)."""
