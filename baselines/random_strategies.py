@@ -1,4 +1,4 @@
-"""The paper's random baselines (DESIGN.md section 1). Each draws from its own seed.
+"""The paper's random baselines (RandIntra-CG, RandIntra, RandPlace; see docs/model.md). Each draws from its own seed.
 
 RandIntra-CG: ring subnets, central gateway, experts uniformly at random in the subnet.
 RandIntra:    ring subnets, a random gateway in the subnet, random experts in the subnet.

@@ -1,4 +1,4 @@
-"""The one latency evaluator (DESIGN.md section 2). Everything scores placements here.
+"""The one latency evaluator (docs/model.md). Everything scores placements here.
 
 Token latency per time step and token:
     T = t_lm + sum_l [ t_attn(l) + max_{e in A_l} ( d(g_l, s_e) + m_e t_expert(s_e) + d(s_e, g_next) ) ]

@@ -1,5 +1,5 @@
 """Scenarios: one TOML file = constellation + links + model + compute + activation + placement
-+ evaluation (schema in DESIGN.md section 2). Presets ship in `xnet_gym/scenarios/*.toml`.
++ evaluation (the model in docs/model.md). Presets ship in `xnet_gym/scenarios/*.toml`.
 
 Every spec checks its own fields in `__post_init__` (so `dataclasses.replace` re-checks them)
 and is the one place its defaults are written; loading a file adds only the unknown-key and

@@ -1,7 +1,11 @@
-"""How the data files inside the package were made from `../shared/data` (run once; the
-package never needs shared/ at run time).
+"""How the data files inside the package were made from the upstream files (run once; the
+package needs only its own copies at run time).
 
-    python -m xnet_gym.shipped_data ../shared/data
+    python -m xnet_gym.shipped_data DATA_ROOT
+
+DATA_ROOT holds `moe/esft_deepseek_v2_lite/intent/expert_weights_<L>.txt[.gz]` (ESFT's
+`results/expert_scores/intent/` files) and `tle/starlink_celestrak_2025-12-07.txt` (the
+CelesTrak dump); `data/README.md` names both sources.
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ def build_starlink_subset(shared: Path) -> None:
 
 
 if __name__ == "__main__":
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m xnet_gym.shipped_data DATA_ROOT")
+    root = Path(sys.argv[1])
     build_esft_npz(root)
     build_starlink_subset(root)
     print(f"wrote {ESFT_NPZ} and {STARLINK_TLE}")

@@ -1,6 +1,6 @@
 """Inter-satellite links per time step: feasibility, weights and shortest paths.
 
-A link of the constellation's +Grid is up in a time step unless one of DESIGN.md's rules takes it
+A link of the constellation's +Grid is up in a time step unless one of the model's rules takes it
 down (polar cutoff for inter-plane links, line-of-sight angular rate, length, i.i.d. survival).
 Weight = propagation + serialisation + per-hop delay. Shortest paths run on scipy's csgraph,
 once per time step, from the requested sources only.

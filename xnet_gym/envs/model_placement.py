@@ -39,7 +39,7 @@ class ModelPlacementEnv(AssignmentEnv):
 
     Each `reset` draws a fresh activation profile for every layer (synthetic sources) or a
     token window (trace sources), the gateways (`layer_strategy="random-gateway"`) and one
-    subset of `train_time_steps` of the scenario's slots shared by all layers, from
+    subset of `train_time_steps` of the scenario's time steps shared by all layers, from
     `self.np_random` only. `reset(options={"trace": ActivationTrace})` pins the activation.
 
     ## Episode End
