@@ -162,3 +162,65 @@ def test_env_reset_options_and_calls_out_of_order():
         model.reset(seed=0, options={"layer": 1})
     with pytest.raises(ScenarioError, match=r"block_size = 0: must be an integer >= 1"):
         PlacementGenerator("tiny", scope="stage", block_size=0)
+
+
+@pytest.mark.parametrize("old,new,needles", [
+    ("[evaluation]", "[links]\nhop_delay_s = 1e308\n[evaluation]", ["links.hop_delay_s", "[0, 3600] s"]),
+    ("[evaluation]", "[compute]\ngflops = 1e-300\n[evaluation]", ["compute.gflops", "[0.001, 1e+09]"]),
+    ("altitude_km = 550.0", "altitude_km = 1e-9", ["constellation.altitude_km", "[100, 400000] km"]),
+    ("altitude_km = 550.0", "altitude_km = 1e300", ["constellation.altitude_km", "1e+300"]),
+    ("tokens = 50", "tokens = 50\nalpha = 1e6", ["activation.alpha", "[0, 50]"]),
+    ("tokens = 50", "tokens = 10000000000", ["activation.tokens", "[1, 10000000]"]),
+    ("time_steps = 2", "time_steps = 1000000", ["evaluation.time_steps", "[1, 100000]"]),
+])
+def test_extreme_but_well_formed_values_fail_at_the_boundary(tmp_path, old, new, needles):
+    """Values that used to pass and then give NaN, overflow or MemoryError deep inside."""
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(scenario_with(tmp_path, old, new))
+    for needle in needles:
+        assert needle in str(err.value)
+
+
+def test_tle_spec_names_its_fields():
+    from xnet_gym.scenario import TleSpec
+
+    with pytest.raises(ScenarioError, match=r"constellation.inclination_tol_deg = -1: must be a finite number in "
+                                            r"\[0, 90\] degrees"):
+        TleSpec(path="x.tle", inclination_deg=53.0, inclination_tol_deg=-1)
+
+
+def test_specs_check_themselves_when_replaced():
+    import dataclasses
+
+    from xnet_gym.scenario import load_scenario as load
+
+    sc = load("tiny")
+    with pytest.raises(ScenarioError, match=r"evaluation.objective = 'mean'"):
+        dataclasses.replace(sc.evaluation, objective="mean")
+    with pytest.raises(ScenarioError, match=r"placement.experts_per_satellite = 0"):
+        dataclasses.replace(sc, placement=dataclasses.replace(sc.placement, experts_per_satellite=0))
+
+
+def test_core_install_passes_the_env_checker_without_matplotlib():
+    """Without matplotlib the envs advertise only `ansi`, so Gymnasium's checker (render
+    check included) passes on the core install."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+class HideMatplotlib:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "matplotlib":
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, HideMatplotlib())
+import gymnasium as gym
+from gymnasium.utils.env_checker import check_env
+import xnet_gym
+env = gym.make("xnet_gym/ExpertPlacement-v0", scenario="tiny")
+check_env(env.unwrapped)
+print(env.unwrapped.metadata["render_modes"])
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['ansi']"

@@ -54,3 +54,35 @@ def test_feasibility_rules():
 def test_survival_draw_rate():
     topo = make_topology(link_survival=0.8)
     assert abs(topo.up.mean() - 0.8) < 0.05
+
+
+def test_time_step_subsets_and_superset_tables_give_the_same_distances(monkeypatch):
+    from xnet_gym import topology as topology_module
+
+    topo = make_topology(link_survival=0.7)
+    full = topo.distances(np.array([3, 7, 11]))               # cached: a superset table
+    steps = np.array([4, 0, 2])
+    np.testing.assert_array_equal(topo.distances(np.array([11, 3]), steps), full[steps][:, [2, 0]])
+    fresh = make_topology(link_survival=0.7)                                            # no cached table: computes 3 steps only
+    np.testing.assert_array_equal(fresh.distances(np.array([11, 3]), steps), full[steps][:, [2, 0]])
+    assert not fresh._cache
+    # The cache is bounded in bytes: least recently used tables go first.
+    monkeypatch.setattr(topology_module, "CACHE_BYTES", 2 * full[:, :1].nbytes)
+    for s in range(10):
+        topo.distances(np.array([s]))
+    assert sum(t.nbytes for _, t in topo._cache.values()) <= 2 * full[:, :1].nbytes
+
+
+def test_random_gateway_resets_cache_no_paths():
+    import gymnasium as gym
+
+    import xnet_gym  # noqa: F401
+
+    env = gym.make("xnet_gym/ExpertPlacement-v0", scenario="paper", train_time_steps=4,
+                   layer_strategy="random-gateway")
+    env.reset(seed=0)
+    topo = env.unwrapped.generator.base.topology
+    before = len(topo._cache)
+    for _ in range(30):
+        env.reset()
+    assert len(topo._cache) == before                        # was one 52 MB table per reset

@@ -28,12 +28,17 @@ def _legs(instance: Instance, gateways: np.ndarray, layers: np.ndarray, sats: np
     Returns (propagation_s, unreachable_legs), both (n_t, n): the finite part of
     d(g_l, s) + d(s, g_next) and how many of the two legs have no path.
     """
-    dist, row, nxt_row = instance.topology.distance_rows(gateways)
-    if instance.route == "return":
-        nxt_row = row
-    k = instance.time_steps[:, None]
-    leg_in = dist[k, row[layers][None, :], sats[None, :]]
-    leg_out = dist[k, nxt_row[layers][None, :], sats[None, :]]
+    # Only the gateways these layers need, only at the instance's time steps.
+    first = gateways[layers]
+    after = first if instance.route == "return" else gateways[(layers + 1) % len(gateways)]
+    sources, rows = np.unique(np.concatenate([first, after]), return_inverse=True)
+    dist = instance.topology.distances(sources, instance.time_steps)
+    n = len(layers)
+    # Three broadcast index arrays give a C-ordered (n_t, n) result, so every mean over time
+    # steps below sums in the same order whichever caller asks (bit-identical costs).
+    t = np.arange(len(dist))[:, None]
+    leg_in = dist[t, rows[None, :n], sats[None, :]]
+    leg_out = dist[t, rows[None, n:], sats[None, :]]
     bad_in, bad_out = np.isinf(leg_in), np.isinf(leg_out)
     prop = np.where(bad_in, 0.0, leg_in) + np.where(bad_out, 0.0, leg_out)
     return prop, bad_in.astype(np.int8) + bad_out
@@ -199,8 +204,8 @@ def evaluate(instance: Instance, placement: Placement, split: bool = True) -> La
     unreachable, legs = stages.unreachable_legs.sum(), stages.legs.sum()
     if instance.route == "return":
         # The hidden state comes back to g_l and then hops once to g_{l+1}.
-        dist, row, _ = instance.topology.distance_rows(g)
-        hop = dist[instance.time_steps[:, None], row[None, :], np.roll(g, -1)[None, :]]
+        sources, rows = np.unique(g, return_inverse=True)
+        hop = instance.topology.distances(sources, instance.time_steps)[:, rows, np.roll(g, -1)]
         bad = ~np.isfinite(hop)
         hop_prop_s = np.where(bad, 0.0, hop).mean(axis=0)
         hop_outage_s = bad.mean(axis=0) * instance.outage_penalty_s

@@ -8,6 +8,7 @@ once per time step, from the requested sources only.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,11 +46,14 @@ class LinkSpec:
                                                        low_open=low_open, unit=unit))
 
 
+CACHE_BYTES = 256 << 20        # shortest-path tables kept per topology, in bytes
+
+
 class Topology:
     """Per-time-step ISL graph of a constellation.
 
     Attributes (K time steps, M candidate links): `length_km` (K, M), `up` (K, M) bool,
-    `weight_s` (K, M) (inf where down). `distances_from(sources)` returns path latencies
+    `weight_s` (K, M) (inf where down). `distances(sources, time_steps)` returns path latencies
     (K, len(sources), N) in seconds, inf where unreachable, cached per source set.
     """
 
@@ -79,14 +83,13 @@ class Topology:
         hop_s = self.length_km / LIGHT_SPEED_KM_S + message_bits / links.isl_rate_bps + links.hop_delay_s
         self.weight_s = np.where(up, hop_s, np.inf)
         self._graphs: list[csr_matrix | None] = [None] * c.n_time_steps
-        self._cache: dict[bytes, np.ndarray] = {}
-        self._rows: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._cache: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
     def __getstate__(self):
         # Shortest-path tables are caches (tens of MB on `paper`): rebuilt on use, never shipped
         # to a worker process.
         state = self.__dict__.copy()
-        state.update(_graphs=[None] * len(self._graphs), _cache={}, _rows={})
+        state.update(_graphs=[None] * len(self._graphs), _cache=OrderedDict())
         return state
 
     @property
@@ -107,35 +110,48 @@ class Topology:
             self._graphs[time_step] = g
         return g
 
-    def distances_from(self, sources) -> np.ndarray:
-        """Shortest-path latency (K, len(sources), N) in s from each source, inf if unreachable."""
+    def distances(self, sources, time_steps=None) -> np.ndarray:
+        """Shortest-path latency (T, len(sources), N) in s from each source over `time_steps`
+        (default: all), inf if unreachable.
+
+        Tables over all time steps are cached (least recently used first out, at most
+        `CACHE_BYTES` in all): the evaluator asks for the same gateways again and again, and a
+        table covering a superset of the sources serves a subset too. A request for a few
+        time steps from sources with no cached table (random gateways, a random subset of
+        time steps) computes just those time steps and caches nothing.
+        """
         src = np.asarray(sources, dtype=np.int64)
         uniq, inverse = np.unique(src, return_inverse=True)
-        key = uniq.tobytes()
-        dist = self._cache.get(key)
-        if dist is None:
-            dist = np.empty((self.n_time_steps, len(uniq), self.n_satellites))
-            for k in range(self.n_time_steps):
-                dist[k] = dijkstra(self.graph(k), directed=False, indices=uniq)
-            if len(self._cache) > 64:
-                self._cache.clear()
-            self._cache[key] = dist
-        if len(uniq) == len(src) and np.array_equal(uniq, src):
-            return dist
-        return dist[:, inverse]
+        steps = None if time_steps is None else np.asarray(time_steps, dtype=np.int64)
+        if steps is not None and len(steps) == self.n_time_steps and np.array_equal(steps, np.arange(len(steps))):
+            steps = None
+        for key, (cached_sources, table) in self._cache.items():
+            if len(cached_sources) >= len(uniq) and np.isin(uniq, cached_sources).all():
+                self._cache.move_to_end(key)
+                rows = np.searchsorted(cached_sources, src)
+                if steps is None:
+                    return table if np.array_equal(rows, np.arange(table.shape[1])) else table[:, rows]
+                return table[steps[:, None], rows[None, :]]
+        if steps is not None:
+            out = np.empty((len(steps), len(uniq), self.n_satellites))
+            for i, k in enumerate(steps):
+                out[i] = dijkstra(self.graph(int(k)), directed=False, indices=uniq)
+            return out[:, inverse]
+        table = np.empty((self.n_time_steps, len(uniq), self.n_satellites))
+        for k in range(self.n_time_steps):
+            table[k] = dijkstra(self.graph(k), directed=False, indices=uniq)
+        self._remember(uniq, table)
+        return table if len(uniq) == len(src) and np.array_equal(uniq, src) else table[:, inverse]
 
-    def distance_rows(self, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(dist (K, U, N), row, next_row): distances from the distinct sources, the row of each
-        given source and of the source after it (cyclically), without copying the table.
-        Cached: the env asks for the same gateways every episode."""
+    def _remember(self, sources: np.ndarray, table: np.ndarray) -> None:
         key = sources.tobytes()
-        hit = self._rows.get(key)
-        if hit is None:
-            uniq, inverse = np.unique(sources, return_inverse=True)
-            if len(self._rows) > 256:
-                self._rows.clear()
-            hit = self._rows[key] = (self.distances_from(uniq), inverse, np.roll(inverse, -1))
-        return hit
+        self._cache[key] = (sources, table)
+        while len(self._cache) > 1 and sum(t.nbytes for _, t in self._cache.values()) > CACHE_BYTES:
+            self._cache.popitem(last=False)
+
+    def distances_from(self, sources) -> np.ndarray:
+        """Shortest-path latency (K, len(sources), N) over every time step (see `distances`)."""
+        return self.distances(sources)
 
     def link_counts(self, time_step: int = 0) -> np.ndarray:
         """(N,) number of ISLs up at each satellite at a time step."""

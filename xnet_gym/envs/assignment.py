@@ -30,7 +30,11 @@ DEPRECATED_KWARGS = {"slots": "time_steps", "train_slots": "train_time_steps"}
 
 def render_modes() -> list[str]:
     """`rgb_array` only where matplotlib is installed, so env checkers see what can render."""
-    return ["ansi", "rgb_array"] if importlib.util.find_spec("matplotlib") else ["ansi"]
+    try:
+        found = importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):      # a broken or blocked install counts as absent
+        found = False
+    return ["ansi", "rgb_array"] if found else ["ansi"]
 
 
 class AssignmentEnv(gym.Env):

@@ -155,10 +155,11 @@ class PlacementGenerator:
             layer = self.layer
         layers = rng.integers(self.base.n_layers, size=B) if layer is None else np.full(B, layer)
         sets, counts, trace = self._profiles(rng, layers, options)
-        gateways, tables = self._tables(rng, layers)
+        gateways = self._gateways(rng)
         steps = self._time_step_subsets(rng, B)
+        tables, columns = self._tables(gateways, layers, steps)
         self._block = build_rows(self.spec, layers, tables, steps, sets, counts, expert_order=self.expert_order,
-                                 rng=rng, score_stages=True)
+                                 rng=rng, score_stages=True, time_steps_are_columns=columns)
         self._block_gateways, self._block_trace = gateways, trace
         self._block_rng, self._block_pos = (rng, 1) if blockable else (None, 0)
         return self._from_block(0)
@@ -174,26 +175,34 @@ class PlacementGenerator:
         L = self.base.n_layers
         layers = np.arange(L)
         sets, counts, trace = self._profiles(rng, layers, options)
-        gateways, tables = self._tables(rng, layers)
+        gateways = self._gateways(rng)
         one = self._time_step_subsets(rng, 1)
         steps = np.broadcast_to(one, (L, one.shape[1]))
+        tables, columns = self._tables(gateways, layers, steps)
         rows = build_rows(self.spec, layers, tables, steps, sets, counts, expert_order=self.expert_order, rng=rng,
-                          score_stages=False)
+                          score_stages=False, time_steps_are_columns=columns)
         return finish_problem(rows, 0, L, gateways, self._base_analytic.experts, "token", self.spec,
                               functools.partial(self._episode_instance, rows, 0, trace))
 
     # ------------------------------------------------------------------ ingredients
-    def _tables(self, rng: np.random.Generator, layers: np.ndarray) -> tuple[np.ndarray, CandidateTables]:
-        """(gateways, candidate tables of `layers`): cached for the central gateways, fresh for
-        gateways drawn with `layer_strategy="random-gateway"`."""
+    def _gateways(self, rng: np.random.Generator) -> np.ndarray:
+        """The paper's central gateways, or one drawn per subnet (`layer_strategy="random-gateway"`)."""
         if self.layer_strategy == "central":
-            g = self.base.layout.central_gateways
+            return self.base.layout.central_gateways
+        return random_subnet_gateways(self.base.layout, rng)
+
+    def _tables(self, gateways: np.ndarray, layers: np.ndarray, steps: np.ndarray) -> tuple[CandidateTables, bool]:
+        """Candidate tables of `layers` and whether their time axis is already `steps`. Central
+        gateways: every layer over every time step, computed once and cut per episode. Drawn
+        gateways: only the episode's layers, gateways and time steps (one row of `steps`,
+        shared by the episode's rows), so a reset costs milliseconds and caches nothing."""
+        if self.layer_strategy == "central":
             if self._central is None:
-                self._central = CandidateTables.build(self.base, g, np.arange(self.base.n_layers),
+                self._central = CandidateTables.build(self.base, gateways, np.arange(self.base.n_layers),
                                                       self.spec.n_candidates_max)
-            return g, self._central.take(layers)
-        g = random_subnet_gateways(self.base.layout, rng)
-        return g, CandidateTables.build(self.base, g, layers, self.spec.n_candidates_max)
+            return self._central.take(layers), False
+        assert len(steps) == 1 or (steps == steps[0]).all()          # one episode: one subset
+        return CandidateTables.build(self.base, gateways, layers, self.spec.n_candidates_max, steps[0]), True
 
     def _profiles(self, rng: np.random.Generator, layers: np.ndarray, options: dict):
         """Active sets (n, m, k) and token counts (n, m) of each row's layer, and the trace they
