@@ -63,7 +63,7 @@ def test_time_step_subsets_and_superset_tables_give_the_same_distances(monkeypat
     full = topo.distances(np.array([3, 7, 11]))               # cached: a superset table
     steps = np.array([4, 0, 2])
     np.testing.assert_array_equal(topo.distances(np.array([11, 3]), steps), full[steps][:, [2, 0]])
-    fresh = make_topology(link_survival=0.7)                                            # no cached table: computes 3 steps only
+    fresh = make_topology(link_survival=0.7)           # no cached table: computes 3 steps only
     np.testing.assert_array_equal(fresh.distances(np.array([11, 3]), steps), full[steps][:, [2, 0]])
     assert not fresh._cache
     # The cache is bounded in bytes: least recently used tables go first.
