@@ -32,7 +32,8 @@ def _legs(instance: Instance, gateways: np.ndarray, layers: np.ndarray, sats: np
     first = gateways[layers]
     after = first if instance.route == "return" else gateways[(layers + 1) % len(gateways)]
     sources, rows = np.unique(np.concatenate([first, after]), return_inverse=True)
-    dist = instance.topology.distances(sources, instance.time_steps)
+    # A table over every time step covers all the gateways, so one table serves every layer.
+    dist = instance.topology.distances(sources, instance.time_steps, table_sources=gateways)
     n = len(layers)
     # Three broadcast index arrays give a C-ordered (n_t, n) result, so every mean over time
     # steps below sums in the same order whichever caller asks (bit-identical costs).
@@ -205,7 +206,7 @@ def evaluate(instance: Instance, placement: Placement, split: bool = True) -> La
     if instance.route == "return":
         # The hidden state comes back to g_l and then hops once to g_{l+1}.
         sources, rows = np.unique(g, return_inverse=True)
-        hop = instance.topology.distances(sources, instance.time_steps)[:, rows, np.roll(g, -1)]
+        hop = instance.topology.distances(sources, instance.time_steps, table_sources=g)[:, rows, np.roll(g, -1)]
         bad = ~np.isfinite(hop)
         hop_prop_s = np.where(bad, 0.0, hop).mean(axis=0)
         hop_outage_s = bad.mean(axis=0) * instance.outage_penalty_s

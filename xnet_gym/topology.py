@@ -110,15 +110,17 @@ class Topology:
             self._graphs[time_step] = g
         return g
 
-    def distances(self, sources, time_steps=None) -> np.ndarray:
+    def distances(self, sources, time_steps=None, table_sources=None) -> np.ndarray:
         """Shortest-path latency (T, len(sources), N) in s from each source over `time_steps`
         (default: all), inf if unreachable.
 
         Tables over all time steps are cached (least recently used first out, at most
         `CACHE_BYTES` in all): the evaluator asks for the same gateways again and again, and a
-        table covering a superset of the sources serves a subset too. A request for a few
-        time steps from sources with no cached table (random gateways, a random subset of
-        time steps) computes just those time steps and caches nothing.
+        table covering a superset of the sources serves a subset too. A full table is computed
+        for `table_sources` (a superset of `sources`, e.g. every gateway of a placement, so
+        that one table serves every layer). A request for a few time steps from sources with
+        no cached table (random gateways, a random subset of time steps) computes just those
+        sources and time steps and caches nothing.
         """
         src = np.asarray(sources, dtype=np.int64)
         uniq, inverse = np.unique(src, return_inverse=True)
@@ -137,11 +139,14 @@ class Topology:
             for i, k in enumerate(steps):
                 out[i] = dijkstra(self.graph(int(k)), directed=False, indices=uniq)
             return out[:, inverse]
+        if table_sources is not None:
+            uniq = np.union1d(uniq, np.asarray(table_sources, dtype=np.int64))
         table = np.empty((self.n_time_steps, len(uniq), self.n_satellites))
         for k in range(self.n_time_steps):
             table[k] = dijkstra(self.graph(k), directed=False, indices=uniq)
         self._remember(uniq, table)
-        return table if len(uniq) == len(src) and np.array_equal(uniq, src) else table[:, inverse]
+        rows = np.searchsorted(uniq, src)
+        return table if np.array_equal(rows, np.arange(len(uniq))) else table[:, rows]
 
     def _remember(self, sources: np.ndarray, table: np.ndarray) -> None:
         key = sources.tobytes()
