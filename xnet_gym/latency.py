@@ -31,15 +31,10 @@ def _legs(instance: Instance, gateways: np.ndarray, layers: np.ndarray, sats: np
     # Only the gateways these layers need, only at the instance's time steps.
     first = gateways[layers]
     after = first if instance.route == "return" else gateways[(layers + 1) % len(gateways)]
-    sources, rows = np.unique(np.concatenate([first, after]), return_inverse=True)
     # A table over every time step covers all the gateways, so one table serves every layer.
-    dist = instance.topology.distances(sources, instance.time_steps, table_sources=gateways)
-    n = len(layers)
-    # Three broadcast index arrays give a C-ordered (n_t, n) result, so every mean over time
-    # steps below sums in the same order whichever caller asks (bit-identical costs).
-    t = np.arange(len(dist))[:, None]
-    leg_in = dist[t, rows[None, :n], sats[None, :]]
-    leg_out = dist[t, rows[None, n:], sats[None, :]]
+    topo, steps = instance.topology, instance.time_steps
+    leg_in = topo.path_latencies(first, sats, steps, table_sources=gateways)
+    leg_out = topo.path_latencies(after, sats, steps, table_sources=gateways)
     bad_in, bad_out = np.isinf(leg_in), np.isinf(leg_out)
     prop = np.where(bad_in, 0.0, leg_in) + np.where(bad_out, 0.0, leg_out)
     return prop, bad_in.astype(np.int8) + bad_out
@@ -205,8 +200,7 @@ def evaluate(instance: Instance, placement: Placement, split: bool = True) -> La
     unreachable, legs = stages.unreachable_legs.sum(), stages.legs.sum()
     if instance.route == "return":
         # The hidden state comes back to g_l and then hops once to g_{l+1}.
-        sources, rows = np.unique(g, return_inverse=True)
-        hop = instance.topology.distances(sources, instance.time_steps, table_sources=g)[:, rows, np.roll(g, -1)]
+        hop = instance.topology.path_latencies(g, np.roll(g, -1), instance.time_steps, table_sources=g)
         bad = ~np.isfinite(hop)
         hop_prop_s = np.where(bad, 0.0, hop).mean(axis=0)
         hop_outage_s = bad.mean(axis=0) * instance.outage_penalty_s

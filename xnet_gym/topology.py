@@ -112,7 +112,16 @@ class Topology:
 
     def distances(self, sources, time_steps=None, table_sources=None) -> np.ndarray:
         """Shortest-path latency (T, len(sources), N) in s from each source over `time_steps`
-        (default: all), inf if unreachable.
+        (default: all), inf if unreachable. See `path_latencies` for how tables are cached."""
+        src = np.asarray(sources, dtype=np.int64)
+        table, rows, steps = self._table(src, time_steps, table_sources)
+        if steps is None:
+            return table if np.array_equal(rows, np.arange(table.shape[1])) else table[:, rows]
+        return table[steps[:, None], rows[None, :]]
+
+    def path_latencies(self, sources, targets, time_steps=None, table_sources=None) -> np.ndarray:
+        """(T, n) shortest-path latency from `sources[i]` to `targets[i]` at each time step,
+        gathered straight from the distance table (no copy of the table).
 
         Tables over all time steps are cached (least recently used first out, at most
         `CACHE_BYTES` in all): the evaluator asks for the same gateways again and again, and a
@@ -123,30 +132,32 @@ class Topology:
         sources and time steps and caches nothing.
         """
         src = np.asarray(sources, dtype=np.int64)
-        uniq, inverse = np.unique(src, return_inverse=True)
+        table, rows, steps = self._table(src, time_steps, table_sources)
+        t = np.arange(len(table))[:, None] if steps is None else steps[:, None]
+        return table[t, rows[None, :], np.asarray(targets, dtype=np.int64)[None, :]]
+
+    def _table(self, src: np.ndarray, time_steps, table_sources):
+        """(table, row of each source in it, time steps to take or None for all rows)."""
+        uniq = np.unique(src)
         steps = None if time_steps is None else np.asarray(time_steps, dtype=np.int64)
         if steps is not None and len(steps) == self.n_time_steps and np.array_equal(steps, np.arange(len(steps))):
             steps = None
         for key, (cached_sources, table) in self._cache.items():
             if len(cached_sources) >= len(uniq) and np.isin(uniq, cached_sources).all():
                 self._cache.move_to_end(key)
-                rows = np.searchsorted(cached_sources, src)
-                if steps is None:
-                    return table if np.array_equal(rows, np.arange(table.shape[1])) else table[:, rows]
-                return table[steps[:, None], rows[None, :]]
+                return table, np.searchsorted(cached_sources, src), steps
         if steps is not None:
-            out = np.empty((len(steps), len(uniq), self.n_satellites))
+            table = np.empty((len(steps), len(uniq), self.n_satellites))
             for i, k in enumerate(steps):
-                out[i] = dijkstra(self.graph(int(k)), directed=False, indices=uniq)
-            return out[:, inverse]
+                table[i] = dijkstra(self.graph(int(k)), directed=False, indices=uniq)
+            return table, np.searchsorted(uniq, src), None
         if table_sources is not None:
             uniq = np.union1d(uniq, np.asarray(table_sources, dtype=np.int64))
         table = np.empty((self.n_time_steps, len(uniq), self.n_satellites))
         for k in range(self.n_time_steps):
             table[k] = dijkstra(self.graph(k), directed=False, indices=uniq)
         self._remember(uniq, table)
-        rows = np.searchsorted(uniq, src)
-        return table if np.array_equal(rows, np.arange(len(uniq))) else table[:, rows]
+        return table, np.searchsorted(uniq, src), None
 
     def _remember(self, sources: np.ndarray, table: np.ndarray) -> None:
         key = sources.tobytes()

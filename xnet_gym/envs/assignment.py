@@ -135,14 +135,15 @@ class AssignmentEnv(gym.Env):
         # a NumPy scalar index, and these are tiny.
         self._order = b.order[rows].tolist()
         self._layers = b.layers[rows].tolist()
+        self._candidates = b.candidates[rows].tolist()
         self._first = first
         self._mask = self._padding_ok[0].copy()
         self._progress = p = Progress(n, C, n * E)
         p.mask_f[:] = self._mask
         self.observation_builder.start(problem)
         self._reward_start(problem)
-        # The builder's bound methods, called directly: one call less per feature and step.
-        self._feature_values = self.observation_builder.values
+        # The builder's bound methods, called directly: one call less per step.
+        self._observe = self.observation_builder.observe
         self._feature_placers = self.observation_builder.placers
 
     def action_masks(self) -> np.ndarray:
@@ -169,7 +170,7 @@ class AssignmentEnv(gym.Env):
         else:
             li = self._li
             e = self._order[li][self._j]
-        return {key: value(self._progress, li, e) for key, value in self._feature_values}
+        return self._observe(self._progress, li, e)
 
     # ------------------------------------------------------------------------ gym API
     def reset(self, *, seed=None, options=None):
@@ -183,11 +184,16 @@ class AssignmentEnv(gym.Env):
             raise ActionError("step() before reset(): call reset() first")
         if self._done:
             raise ActionError("step() after the episode ended: call reset()")
-        try:
+        kind = type(action)
+        if kind is int or kind is np.int64:           # the common case, checked cheaply
             a = int(action)
-            ok = a == action and 0 <= a < self.n_candidates_max and not isinstance(action, (bool, np.bool_))
-        except (TypeError, ValueError, OverflowError):
-            ok = False
+            ok = 0 <= a < self.n_candidates_max
+        else:
+            try:
+                a = int(action)
+                ok = a == action and 0 <= a < self.n_candidates_max and not isinstance(action, (bool, np.bool_))
+            except (TypeError, ValueError, OverflowError):
+                ok = False
         if not ok:
             raise ActionError(f"action = {action!r}: must be an integer in [0, {self.n_candidates_max - 1}]")
         li = self._li
@@ -198,7 +204,7 @@ class AssignmentEnv(gym.Env):
             a = int(np.argmin(np.where(mask, problem.batch.cost_s[self._first + li], np.inf)))
             self._invalid += 1
         layer = self._layers[li]
-        self._experts[layer, e] = problem.batch.candidates[self._first + li, a]
+        self._experts[layer, e] = self._candidates[li][a]
         self._cand_index[li, e] = a
         counts = self._count[li]
         count = counts[a] = counts[a] + 1

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from ..activation import coactivation_from_sets, set_indicator
 from .problem import LayerRows, Problem, ProblemSpec
 
 
@@ -173,10 +174,23 @@ class CandidateMarginal(Feature):
         return np.minimum(marginal, 1.0, out=marginal)   # float32 weights sum to 1 only within rounding
 
 
+_LAST_INDICATOR: list = [None, None]      # (sets array, its indicator): two features need it per batch
+
+
+def set_indicator_of(rows: LayerRows, E: int) -> np.ndarray:
+    """(B, m, E) 1.0 where expert e is in active set j of row b; built once per batch (real
+    traces have thousands of sets, and the marginal and co-activation tables both read it)."""
+    sets, cached = _LAST_INDICATOR
+    if sets is rows.sets:
+        return cached
+    indicator = set_indicator(rows.sets, E)
+    _LAST_INDICATOR[:] = [rows.sets, indicator]
+    return indicator
+
+
 def _members(rows: LayerRows, E: int):
     """(row b, set j, expert e) of every expert in every counted set, sorted by (b, e, j)."""
-    onehot = np.zeros((*rows.sets.shape[:-1], E))
-    np.put_along_axis(onehot, rows.sets, 1.0, axis=-1)                                 # (B, m, E)
+    onehot = set_indicator_of(rows, E)                                                  # (B, m, E)
     b, e, j = np.nonzero(np.swapaxes(onehot * (rows.counts > 0)[:, :, None], 1, 2))
     return b, j, e
 
@@ -206,8 +220,9 @@ class CandidateCoactivation(Feature):
         return float(spec.top_k)
 
     def tables(self, rows, spec):
-        from ..activation import coactivation_from_sets
-        return {"coactivation": coactivation_from_sets(rows.sets, rows.counts, spec.n_experts).astype(np.float32)}
+        indicator = set_indicator_of(rows, spec.n_experts)
+        return {"coactivation": coactivation_from_sets(rows.sets, rows.counts, spec.n_experts,
+                                                       indicator).astype(np.float32)}
 
     def start(self, tables, first, problem):
         self._coactivation, self._first = tables["coactivation"], first
@@ -249,16 +264,20 @@ class ObservationBuilder:
         self._bind()
         self._memo_batch: LayerRows | None = None
         self._memo: list = []
+        self._stack: np.ndarray | None = None
+        self._first = 0
 
     def _bind(self) -> None:
-        # (key, bound value method) and the bound place methods, for the env's step loop.
-        self.values = [(f.key, f.value) for f in self.features]
+        # Fixed per-row features are served together from one stacked table (one copy a step
+        # instead of one each); the others are called. Bound methods, for the step loop.
+        self._row_keys = [f.key for f in self.features if type(f).value is RowFeature.value]
+        self.values = [(f.key, f.value) for f in self.features if f.key not in self._row_keys]
         self.placers = [f.place for f in self.features if f.place is not None]
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.update(_memo_batch=None, _memo=[])
-        del state["placers"], state["values"]
+        state.update(_memo_batch=None, _memo=[], _stack=None)
+        del state["placers"], state["values"], state["_row_keys"]
         return state
 
     def __setstate__(self, state):
@@ -278,15 +297,24 @@ class ObservationBuilder:
         if problem.batch is not self._memo_batch:
             self._memo = [f.tables(problem.batch, problem.spec) for f in self.features]
             self._memo_batch = problem.batch
+            by_key = {f.key: t for f, t in zip(self.features, self._memo)}
+            self._stack = np.stack([by_key[k][k] for k in self._row_keys]) if self._row_keys else None
         for f, t in zip(self.features, self._memo):
             f.start(t, problem.first, problem)
+        self._first = problem.first
 
     def place(self, li: int, e: int, a: int) -> None:
         for place in self.placers:
             place(li, e, a)
 
     def observe(self, progress: Progress, li: int, e: int) -> dict[str, np.ndarray]:
-        return {key: value(progress, li, e) for key, value in self.values}
+        obs = {}
+        if self._stack is not None:
+            rows = self._stack[:, self._first + li].copy()      # a fresh array every step
+            obs = dict(zip(self._row_keys, rows))
+        for key, value in self.values:
+            obs[key] = value(progress, li, e)
+        return obs
 
     def table_markdown(self) -> str:
         """The observation table of the env docstrings."""

@@ -43,17 +43,25 @@ class SparseReward:
 class DenseReward(SparseReward):
     name = "dense"
 
+    def __init__(self):
+        self._batch = None
+
     def start(self, problem: Problem) -> None:
-        # Python floats of this episode's rows: the same IEEE operations as on NumPy scalars,
-        # so the same bits, at a fraction of the per-step cost.
-        rows = slice(problem.first, problem.first + problem.n_rows)
-        k = problem.spec.top_k
-        self._share = [[p / k for p in row] for row in problem.batch.probabilities[rows].tolist()]
-        self._cost = problem.batch.cost_s[rows].tolist()
+        # Python floats of the batch's rows (converted once per batch): the same IEEE
+        # operations as on NumPy scalars, so the same bits, at a fraction of the per-step cost.
+        if problem.batch is not self._batch:
+            self._batch = problem.batch
+            self._share = (problem.batch.probabilities / problem.spec.top_k).tolist()
+            self._cost = problem.batch.cost_s.tolist()
+        self._first = problem.first
         self._reference_s = problem.reference_s
 
+    def __getstate__(self):
+        return {"_batch": None}
+
     def step(self, problem: Problem, layer_index: int, expert: int, candidate: int) -> float:
-        credit = -(self._share[layer_index][expert] * self._cost[layer_index][candidate]) / self._reference_s
+        row = self._first + layer_index
+        credit = -(self._share[row][expert] * self._cost[row][candidate]) / self._reference_s
         return round(credit * _PER_GRID) / _PER_GRID
 
 
