@@ -50,7 +50,7 @@ def main():
         return evaluate(i, analytic_placement(i))
 
     t_big, rep_big = timed(big_run, 3)
-    print(f"100 x 100 delta, 1 slot: build + analytic placement + evaluate   {t_big:8.3f} s   (target <= 2 s);"
+    print(f"100 x 100 delta, 1 time step: build + analytic placement + evaluate   {t_big:8.3f} s   (target <= 2 s);"
           f" latency {rep_big.latency_s:.4f} s/token")
 
 if __name__ == "__main__":
