@@ -162,8 +162,10 @@ def test_envs_pickle_after_reset_and_play_on(env_id):
 
 
 def test_v0_slot_names_still_work_with_a_warning(tmp_path):
-    with pytest.warns(DeprecationWarning, match="train_slots= is deprecated; use train_time_steps="):
+    with pytest.warns(DeprecationWarning) as caught:
         env = ExpertPlacementEnv("tiny", train_slots=2, slots=3)
+    assert sorted(str(w.message) for w in caught) == ["slots= is deprecated; use time_steps=",
+                                                      "train_slots= is deprecated; use train_time_steps="]
     env.reset(seed=0)
     assert len(env.problem.instance.time_steps) == 2 and len(env.generator.base.time_steps) == 3
     text = (PACKAGE / "scenarios" / "tiny.toml").read_text().replace("time_steps = 4", "slots = 3")
