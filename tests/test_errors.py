@@ -74,7 +74,8 @@ def test_trace_that_does_not_fit_the_model(tmp_path):
     t = ActivationTrace(np.array([[[0, 1]]] * 2), 4)
     save_trace_npz(t, tmp_path / "two_layers.npz")
     p = write_scenario(tmp_path, BASE_TOML.replace("tokens = 50", 'source = "trace"\npath = "two_layers.npz"'))
-    with pytest.raises(TraceError, match=r"trace has 2 layers and top_k 2; the model needs 3 layers"):
+    with pytest.raises(TraceError, match=r"activation.path \(.*two_layers.npz\) = '2 layers x 4 experts, top-2': "
+                                         r"the model needs 3 layers x 4 experts, top-2"):
         build_instance(p)
 
 
@@ -153,7 +154,8 @@ def test_env_reset_options_and_calls_out_of_order():
                        match=r"options\['trace'\] = 'ndarray': must be an xnet_gym.activation.ActivationTrace"):
         env.reset(seed=0, options={"trace": np.zeros((3, 10, 2), dtype=int)})
     wrong = zipf_trace(2, 4, 2, 50, 1.0, np.random.default_rng(0))     # tiny has 3 layers
-    with pytest.raises(TraceError, match=r"trace shape = \(2, 4\): must match the model: \(3 layers, 4 experts\)"):
+    with pytest.raises(TraceError, match=r"trace = '2 layers x 4 experts, top-2': the model needs 3 layers x 4 "
+                                         r"experts, top-2"):
         env.reset(seed=0, options={"trace": wrong})
     model = gym.make("xnet_gym/ModelPlacement-v0", scenario="tiny")
     with pytest.raises(ScenarioError, match=r"layer = 1: ModelPlacement places every layer"):
@@ -224,3 +226,41 @@ print(env.unwrapped.metadata["render_modes"])
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['ansi']"
+
+
+def test_inputs_that_used_to_pass_validation_and_then_break(tmp_path, capsys):
+    """Each of these was accepted before and then scored wrongly, truncated silently or died
+    with a raw traceback."""
+    from xnet_gym.cli import main
+    from xnet_gym.tle import TleError, parse_tle_file
+
+    # A trace whose top-k differs from the model's: `compare --trace` scored it without a word.
+    top3 = ActivationTrace(np.array([[[0, 1, 2]] * 5] * 3), 4)
+    save_trace_npz(top3, tmp_path / "top3.npz")
+    assert main(["compare", "--scenario", "tiny", "--trace", str(tmp_path / "top3.npz")]) == 2
+    assert "--trace = '3 layers x 4 experts, top-3': the model needs 3 layers x 4 experts, top-2" in \
+        capsys.readouterr().err
+    # activation.tokens beyond the trace was cut silently.
+    two = ActivationTrace(np.array([[[0, 1]] * 5] * 3), 4)
+    save_trace_npz(two, tmp_path / "five.npz")
+    p = write_scenario(tmp_path, BASE_TOML.replace("tokens = 50", 'source = "trace"\npath = "five.npz"\ntokens = 9'))
+    with pytest.raises(TraceError, match=r"activation.tokens = 9: the trace at .*five.npz has only 5 tokens"):
+        build_instance(p)
+    # A truncated .npz (raw BadZipFile) and random bytes (a misleading "needs pickle").
+    good = (tmp_path / "five.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(TraceError, match=r"not a readable .npz, truncated or damaged"):
+        load_trace_npz(tmp_path / "cut.npz", 4)
+    (tmp_path / "noise.npz").write_bytes(np.random.default_rng(0).bytes(256))
+    with pytest.raises(TraceError, match=r"is not an .npz file \(no zip signature\)"):
+        load_trace_npz(tmp_path / "noise.npz", 4)
+    # An empty TLE file (raw "zero-size array").
+    (tmp_path / "empty.tle").write_text("\n")
+    with pytest.raises(TleError, match=r"holds no TLE records"):
+        parse_tle_file(tmp_path / "empty.tle")
+
+
+def test_mostly_down_links_warn(tmp_path):
+    p = write_scenario(tmp_path, BASE_TOML.replace("[evaluation]", "[links]\nmax_isl_km = 1.0\n[evaluation]"))
+    with pytest.warns(UserWarning, match=r"links: 100.0% of the ISLs are down .*max_isl_km = 1.0"):
+        build_instance(p)

@@ -91,6 +91,7 @@ def test_evaluator_matches_literal_model(tiny, objective, route):
         assert np.isnan(fast.propagation_s) and fast.outage_rate == rep.outage_rate
 
 
+@pytest.mark.filterwarnings("ignore:links.*ISLs are down:UserWarning")  # outages are the point
 def test_outages_are_charged_the_penalty():
     # survival 0.5 on a 3x6 grid disconnects satellites; every missing leg costs 1 s.
     inst = build_instance("tiny")

@@ -1,5 +1,6 @@
 import networkx as nx
 import numpy as np
+import pytest
 
 from xnet_gym.constellation import LIGHT_SPEED_KM_S, Constellation, WalkerSpec
 from xnet_gym.topology import LinkSpec, Topology
@@ -35,6 +36,7 @@ def test_link_weight_is_propagation_plus_serialisation_plus_hop():
     np.testing.assert_allclose(topo.weight_s, expected, rtol=1e-15)
 
 
+@pytest.mark.filterwarnings("ignore:links.*ISLs are down:UserWarning")  # outages are the point
 def test_feasibility_rules():
     base = make_topology()
     assert base.up.all()

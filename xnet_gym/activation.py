@@ -12,6 +12,7 @@ import gzip
 import itertools
 import math
 import re
+import zipfile
 from dataclasses import InitVar, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -256,6 +257,11 @@ def load_trace_npz(path, n_experts: int) -> ActivationTrace:
     path = Path(path)
     if not path.is_file():
         raise field_error(TraceError, "activation.path", str(path), "no such file")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":            # every .npz is a zip archive
+        raise field_error(TraceError, "activation.path", str(path),
+                          "is not an .npz file (no zip signature); save traces with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as data:
             if "experts" not in data.files:
@@ -270,8 +276,9 @@ def load_trace_npz(path, n_experts: int) -> ActivationTrace:
             raise field_error(TraceError, "activation.path", str(path),
                               "holds object arrays that need pickle; traces load without pickle") from None
         raise field_error(TraceError, "activation.path", str(path), f"not a readable .npz ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise field_error(TraceError, "activation.path", str(path), f"not a readable .npz ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise field_error(TraceError, "activation.path", str(path),
+                          f"not a readable .npz, truncated or damaged ({exc})") from None
     return ActivationTrace(experts, n_experts, weights, source=str(path))
 
 

@@ -72,7 +72,7 @@ def _instance_from_args(args):
         path = Path(args.trace)
         m = inst.model
         trace = load_esft(path, m.experts, m.top_k) if path.is_dir() else load_trace_npz(path, m.experts)
-        inst = inst.with_trace(trace)
+        inst = inst.with_trace(trace, field="--trace")
     if getattr(args, "tokens", None):
         if args.tokens > inst.trace.n_tokens:
             raise XnetError(f"--tokens = {args.tokens}: the trace has only {inst.trace.n_tokens} tokens")

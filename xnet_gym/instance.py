@@ -65,10 +65,9 @@ class Instance:
     def with_time_steps(self, time_steps) -> Instance:
         return dataclasses.replace(self, time_steps=np.asarray(time_steps, dtype=np.int64))
 
-    def with_trace(self, trace: ActivationTrace) -> Instance:
-        if trace.n_layers != self.n_layers or trace.n_experts != self.n_experts:
-            raise field_error(TraceError, "trace shape", (trace.n_layers, trace.n_experts),
-                              f"must match the model: ({self.n_layers} layers, {self.n_experts} experts)")
+    def with_trace(self, trace: ActivationTrace, field: str = "trace") -> Instance:
+        """A copy with another trace; `field` names the input in the error if it does not fit."""
+        check_trace_fits(trace, self.model, field)
         return dataclasses.replace(self, trace=trace)
 
     def with_objective(self, objective: str | None = None, route: str | None = None) -> Instance:
@@ -83,6 +82,15 @@ class Instance:
         return placement.validate(self.n_satellites, self.n_experts, self.capacity)
 
 
+def check_trace_fits(trace: ActivationTrace, model, field: str) -> None:
+    """The one check that a trace belongs to a model: layers, experts and top-k."""
+    have = (trace.n_layers, trace.n_experts, trace.top_k)
+    need = (model.layers, model.experts, model.top_k)
+    if have != need:
+        raise field_error(TraceError, field, f"{have[0]} layers x {have[1]} experts, top-{have[2]}",
+                          f"the model needs {need[0]} layers x {need[1]} experts, top-{need[2]}")
+
+
 def make_trace(scenario: Scenario, rng: np.random.Generator) -> ActivationTrace:
     """The scenario's activation trace: synthetic from `rng`, or loaded from its file."""
     a, m = scenario.activation, scenario.model
@@ -95,11 +103,11 @@ def make_trace(scenario: Scenario, rng: np.random.Generator) -> ActivationTrace:
     assert a.path is not None              # ActivationSpec requires it for traces
     path = scenario.resolve(a.path)
     trace = load_esft(path, m.experts, m.top_k) if path.is_dir() else load_trace_npz(path, m.experts)
-    if trace.top_k != m.top_k or trace.n_layers != m.layers:
-        raise field_error(TraceError, "activation.path", str(path),
-                          f"trace has {trace.n_layers} layers and top_k {trace.top_k}; the model "
-                          f"needs {m.layers} layers and top_k {m.top_k}")
+    check_trace_fits(trace, m, f"activation.path ({path})")
     if a.tokens is not None:
+        if a.tokens > trace.n_tokens:
+            raise field_error(TraceError, "activation.tokens", a.tokens,
+                              f"the trace at {path} has only {trace.n_tokens} tokens")
         trace = trace.window(0, a.tokens)
     return trace
 

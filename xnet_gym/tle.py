@@ -31,6 +31,8 @@ def parse_tle_file(path) -> tuple[list[str], list[str], list[str]]:
         raise field_error(TleError, "constellation.path", str(path), "no such TLE file")
     raw = [ln.rstrip("\r\n") for ln in path.read_text(encoding="ascii", errors="replace").splitlines()]
     raw = [ln for ln in raw if ln.strip()]
+    if not raw:
+        raise field_error(TleError, "constellation.path", str(path), "holds no TLE records (the file is empty)")
     if len(raw) % 3:
         raise field_error(TleError, f"{path.name}", f"{len(raw)} non-empty lines",
                           "a 3LE file has a name line, line 1 and line 2 per satellite (a multiple of 3)")

@@ -8,6 +8,7 @@ once per time step, from the requested sources only.
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ class LinkSpec:
 
 
 CACHE_BYTES = 256 << 20        # shortest-path tables kept per topology, in bytes
+OUTAGE_WARNING = 0.5           # warn when more than this share of link-time-steps is down
 
 
 class Topology:
@@ -80,6 +82,12 @@ class Topology:
         if links.link_survival < 1.0:
             up &= rng.random(self.length_km.shape) < links.link_survival
         self.up = up
+        down = 1.0 - up.mean() if up.size else 0.0
+        if down > OUTAGE_WARNING:
+            warnings.warn(f"links: {100 * down:.1f}% of the ISLs are down over the time steps (max_isl_km = "
+                          f"{links.max_isl_km}, polar_cutoff_deg = {links.polar_cutoff_deg}, max_angular_rate_rad_s "
+                          f"= {links.max_angular_rate_rad_s}, link_survival = {links.link_survival}); most paths "
+                          f"will cost the outage penalty", UserWarning, stacklevel=2)
         hop_s = self.length_km / LIGHT_SPEED_KM_S + message_bits / links.isl_rate_bps + links.hop_delay_s
         self.weight_s = np.where(up, hop_s, np.inf)
         self._graphs: list[csr_matrix | None] = [None] * c.n_time_steps
