@@ -264,3 +264,19 @@ def test_mostly_down_links_warn(tmp_path):
     p = write_scenario(tmp_path, BASE_TOML.replace("[evaluation]", "[links]\nmax_isl_km = 1.0\n[evaluation]"))
     with pytest.warns(UserWarning, match=r"links: 100.0% of the ISLs are down .*max_isl_km = 1.0"):
         build_instance(p)
+
+
+def test_sizes_are_refused_with_an_estimate_before_allocating(tmp_path):
+    import gymnasium as gym
+
+    import xnet_gym  # noqa: F401
+
+    big = BASE_TOML.replace("planes = 3", "planes = 1000").replace("sats_per_plane = 6", "sats_per_plane = 1000")
+    big = big.replace("time_steps = 2", "time_steps = 200")
+    with pytest.raises(ScenarioError, match=r"scenario size = 't': needs about .* GiB .* the limit is 8 GiB"):
+        build_instance(write_scenario(tmp_path, big))
+    with pytest.raises(ScenarioError, match=r"evaluation.time_steps = 1000000: must be an integer \[1, 100000\]"):
+        gym.make("xnet_gym/ExpertPlacement-v0", scenario="tiny", time_steps=10**6)
+    for env_id in ("xnet_gym/ExpertPlacement-v0", "xnet_gym/ModelPlacement-v0"):
+        with pytest.raises(ScenarioError, match=r"tokens = 1000000000000: must be an integer \[1, 10000000\]"):
+            gym.make(env_id, scenario="tiny", tokens=10**12)

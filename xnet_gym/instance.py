@@ -112,6 +112,33 @@ def make_trace(scenario: Scenario, rng: np.random.Generator) -> ActivationTrace:
     return trace
 
 
+MEMORY_LIMIT_BYTES = 8 << 30     # what one instance may allocate; the machines here have 24 GiB
+
+
+def estimate_bytes(scenario: Scenario) -> int:
+    """Memory of an instance before it is built: orbits (positions, velocities), per-link
+    state per time step, a shortest-path table from every gateway, and the synthetic trace.
+    TLE shells are counted at their file's line count / 3 satellites."""
+    c, ev, m = scenario.constellation, scenario.evaluation, scenario.model
+    if isinstance(c, WalkerSpec):
+        n = c.planes * c.sats_per_plane
+    else:
+        path = scenario.resolve(c.path)
+        n = path.read_bytes().count(b"\n") // 3 if path.is_file() else 0
+    links = 2 * n
+    tokens = scenario.activation.tokens or 0
+    return int(ev.time_steps * (n * 6 * 8 + links * 26 + m.layers * n * 8) + m.layers * tokens * m.top_k * 8)
+
+
+def check_memory(scenario: Scenario) -> None:
+    need = estimate_bytes(scenario)
+    if need > MEMORY_LIMIT_BYTES:
+        raise field_error(ScenarioError, "scenario size", scenario.name,
+                          f"needs about {need / 2**30:.1f} GiB (time steps x satellites x layers, and tokens); "
+                          f"the limit is {MEMORY_LIMIT_BYTES / 2**30:.0f} GiB: use fewer evaluation.time_steps, "
+                          f"satellites or tokens")
+
+
 def build_constellation(scenario: Scenario) -> Constellation:
     spec = scenario.constellation
     time_steps = scenario.evaluation.time_steps
@@ -129,6 +156,7 @@ def build_instance(scenario, rng: np.random.Generator | None = None, *, time_ste
     the synthetic trace, so the same seed gives the same instance bit for bit.
     """
     scenario = load_scenario(scenario).with_evaluation(time_steps=time_steps, objective=objective, route=route)
+    check_memory(scenario)                 # before anything large is allocated
     rng = np.random.default_rng(scenario.seed) if rng is None else rng
     constellation = build_constellation(scenario)
     topology = Topology(constellation, scenario.links, scenario.model.message_bits, rng)

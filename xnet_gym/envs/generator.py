@@ -40,6 +40,7 @@ from ..analytic import analytic_placement
 from ..errors import ScenarioError, check_bool, check_choice, check_int, field_error
 from ..instance import Instance, build_instance
 from ..layers import random_subnet_gateways
+from ..scenario import MAX_TOKENS
 from .problem import (
     EXPERT_ORDERS,
     CandidateTables,
@@ -89,7 +90,7 @@ class PlacementGenerator:
         self.layer = _optional_int("layer", layer, 0, L - 1)
         self.train_time_steps = _optional_int("train_time_steps", train_time_steps, 1, len(self.base.time_steps))
         source = self.base.scenario.activation.source
-        max_tokens = self.base.trace.n_tokens if source == "trace" else None
+        max_tokens = self.base.trace.n_tokens if source == "trace" else MAX_TOKENS
         self.tokens = _optional_int("tokens", tokens, 1, max_tokens)
         synthetic_tokens = self.base.scenario.activation.tokens
         # Tokens per drawn profile (a window of a trace, or a fresh synthetic profile).
