@@ -146,7 +146,7 @@ def test_feature_naming_rule_is_enforced():
     class Misnamed(CandidateIsFree):
         key = "is_free"
 
-    with pytest.raises(ValueError, match="per-candidate features are named 'candidate_\\*'"):
+    with pytest.raises(ScenarioError, match="per-candidate features are named 'candidate_\\*'"):
         ObservationBuilder([*DEFAULT_FEATURES, Misnamed])
 
 

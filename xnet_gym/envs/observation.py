@@ -18,6 +18,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ..activation import coactivation_from_sets, set_indicator
+from ..errors import ScenarioError
 from .problem import LayerRows, Problem, ProblemSpec
 
 
@@ -259,7 +260,7 @@ class ObservationBuilder:
             # Policies find the per-candidate inputs by this naming rule.
             per_candidate_name = f.key.startswith("candidate_") or f.key == "action_mask"
             if f.per_candidate != per_candidate_name:
-                raise ValueError(f"feature key {f.key!r}: per-candidate features are named 'candidate_*' "
+                raise ScenarioError(f"feature key {f.key!r}: per-candidate features are named 'candidate_*' "
                                  f"(or 'action_mask'), and only they")
         self._bind()
         self._memo_batch: LayerRows | None = None

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..analytic import analytic_placement, sort_match_index
+from ..errors import ScenarioError, check_choice
 from ..instance import Instance
 from ..latency import leg_costs_s, mean_stage_cost_s
 from ..placement import Placement
@@ -148,7 +149,7 @@ def build_rows(spec: ProblemSpec, layers: np.ndarray, tables: CandidateTables, t
         order = np.argsort(-p, axis=1, kind="stable")                               # ties: lower id first
     else:
         if rng is None:
-            raise ValueError("expert_order='random' needs rng")
+            raise ScenarioError("expert_order = 'random': needs the episode's rng (pass rng=)")
         order = rng.permuted(np.broadcast_to(np.arange(E), (B, E)), axis=1)
     idx = sort_match_index(p, cs, spec.capacity, tiebreak=cand)
     reference = np.full(B, np.nan)
@@ -219,8 +220,8 @@ class Problem:
         spec = spec or ProblemSpec.of(instance)
         layers = np.arange(instance.n_layers) if layers is None else np.atleast_1d(np.asarray(layers, np.int64))
         scope = scope or ("token" if len(layers) == instance.n_layers else "stage")
-        if scope not in SCOPES:
-            raise ValueError(f"scope = {scope!r}: allowed: {', '.join(SCOPES)}")
+        check_choice(ScenarioError, "scope", scope, SCOPES)
+        check_choice(ScenarioError, "expert_order", expert_order, EXPERT_ORDERS)
         g = instance.layout.central_gateways if gateways is None else np.asarray(gateways, dtype=np.int64)
         tables = CandidateTables.build(instance, g, layers, spec.n_candidates_max)
         sets, counts = stack_active_sets(instance.trace, layers, spec.top_k)
