@@ -106,6 +106,17 @@ def write_csv(rows: list[dict], path) -> None:
     atomic_write(path, write)
 
 
+def smoothed_curve(steps: np.ndarray, ratio: np.ndarray, window: int = 50, points: int = 400):
+    """Episodes that end at the same timestep averaged, then a moving mean, at most `points`."""
+    steps_u, inverse = np.unique(steps, return_inverse=True)
+    mean = np.bincount(inverse, weights=ratio) / np.bincount(inverse)
+    window = min(window, len(steps_u))
+    smooth = np.convolve(mean, np.ones(window) / window, mode="valid")
+    steps_u = steps_u[window - 1:]
+    keep = np.unique(np.linspace(0, len(steps_u) - 1, min(points, len(steps_u))).astype(int))
+    return steps_u[keep], smooth[keep]
+
+
 def write_plot(rows: list[dict], path, curve_csv=None) -> None:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -115,9 +126,9 @@ def write_plot(rows: list[dict], path, curve_csv=None) -> None:
         raise XnetError("--plot needs matplotlib: pip install 'xnet-gym[viz]'") from None
     curve = None
     if curve_csv and Path(curve_csv).is_file():
-        data = np.genfromtxt(curve_csv, delimiter=",", names=True)
+        data = np.atleast_1d(np.genfromtxt(curve_csv, delimiter=",", names=True))
         if data.size > 1:
-            curve = data
+            curve = smoothed_curve(data["timesteps"], data["ratio_to_analytic"])
     # The object API, not pyplot: the user's global backend and figure registry stay untouched.
     fig = Figure(figsize=(11 if curve is not None else 6, 4))
     canvas = FigureCanvasAgg(fig)
@@ -129,7 +140,7 @@ def write_plot(rows: list[dict], path, curve_csv=None) -> None:
     axes[0].tick_params(axis="x", rotation=30)
     axes[0].legend()
     if curve is not None:
-        axes[1].plot(curve["timesteps"], curve["ratio_to_analytic"], label="learned (training episodes)")
+        axes[1].plot(curve[0], curve[1], label="learned (training episodes, moving mean)")
         axes[1].axhline(1.0, color="k", ls="--", lw=1, label="analytic")
         axes[1].set_xlabel("timesteps")
         axes[1].set_ylabel("latency / analytic")

@@ -2,18 +2,27 @@
 
 The run folder holds `config.json` (every hyperparameter, the env kwargs, versions, wall
 time), `model.zip`, `checkpoints/`, `tb/` (TensorBoard) and `training_curve.csv` (latency /
-analytic of each finished training episode, by timestep).
+analytic of each finished training episode, by timestep, appended as training goes).
+
+Interruptions: every save is atomic (written beside, renamed over); Ctrl-C saves the model,
+the config (`"interrupted": true`) and the curve; `--resume` continues from the newest
+intact save, skips truncated ones with a warning, extends the same curve, and refuses a run
+folder made with another env, algorithm or env kwargs. Output paths are checked before any
+work starts, and a run that fails leaves no empty folder behind.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -46,34 +55,119 @@ DEFAULT_TRAIN_TIME_STEPS = 16
 
 
 class TrainingCurve(BaseCallback):
-    """Records latency / analytic of every finished training episode; logs its running mean."""
+    """Appends latency / analytic of every finished training episode to the run's
+    `training_curve.csv` as training goes (flushed every `flush_every` episodes and at the
+    end), so a killed run keeps its curve and a resumed run extends the same file. Logs the
+    running mean to TensorBoard."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, flush_every: int = 500):
         super().__init__()
         self.path = path
-        self.rows: list[tuple[int, float]] = []
+        self.flush_every = flush_every
+        self.pending: list[str] = []
+        self.recent: list[float] = []
 
     def _on_step(self) -> bool:
-        for info in self.locals.get("infos", []):
-            if "ratio_to_analytic" in info:
-                self.rows.append((self.num_timesteps, float(info["ratio_to_analytic"])))
-        if self.rows and self.n_calls % 50 == 0:
-            self.logger.record("rollout/ratio_to_analytic", float(np.mean([r for _, r in self.rows[-200:]])))
+        for info, done in zip(self.locals.get("infos", []), self.locals.get("dones", [])):
+            if done and "ratio_to_analytic" in info:
+                ratio = float(info["ratio_to_analytic"])
+                self.pending.append(f"{self.num_timesteps},{ratio:.6f}\n")
+                self.recent = [*self.recent[-199:], ratio]
+        if self.recent and self.n_calls % 50 == 0:
+            self.logger.record("rollout/ratio_to_analytic", float(np.mean(self.recent)))
+        if len(self.pending) >= self.flush_every:
+            self.flush()
         return True
 
-    def _on_training_end(self) -> None:
-        if not self.rows:
+    def flush(self) -> None:
+        if not self.pending:
             return
-        data = np.asarray(self.rows)
-        # Parallel envs finish episodes at the same timestep: average those first.
-        steps, inverse = np.unique(data[:, 0], return_inverse=True)
-        ratio = np.bincount(inverse, weights=data[:, 1]) / np.bincount(inverse)
-        window = min(50, len(steps))
-        smooth = np.convolve(ratio, np.ones(window) / window, mode="valid")
-        steps = steps[window - 1:]
-        keep = np.unique(np.linspace(0, len(steps) - 1, min(400, len(steps))).astype(int))
-        lines = ["timesteps,ratio_to_analytic"] + [f"{int(steps[i])},{smooth[i]:.6f}" for i in keep]
-        atomic_write_text(self.path, "\n".join(lines) + "\n")
+        new = not self.path.is_file()
+        with open(self.path, "a") as fh:
+            fh.write(("timesteps,ratio_to_analytic\n" if new else "") + "".join(self.pending))
+        self.pending = []
+
+    def _on_training_end(self) -> None:
+        self.flush()
+
+
+class AtomicCheckpoint(BaseCallback):
+    """Saves `checkpoints/model_<timesteps>_steps.zip` every `every` calls, atomically: a
+    kill mid-save leaves the previous checkpoints intact and no truncated zip."""
+
+    def __init__(self, every: int, folder: Path):
+        super().__init__()
+        self.every = every
+        self.folder = folder
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.every == 0:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            save_atomically(self.model, self.folder / f"model_{self.num_timesteps}_steps.zip")
+        return True
+
+
+def save_atomically(model, path: Path) -> None:
+    """SB3 writes its zip in place; write it beside the target and rename it over."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.zip")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def intact(path: Path) -> bool:
+    """An SB3 save that loads: a zip archive with its `data` member."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return "data" in zf.namelist() and zf.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def newest_intact_save(out: Path) -> Path | None:
+    """The newest of `model.zip` and the checkpoints that is intact; truncated ones are
+    skipped with a warning."""
+    saves = [out / "model.zip", *(out / "checkpoints").glob("*.zip")]
+    for path in sorted((p for p in saves if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True):
+        if intact(path):
+            return path
+        warnings.warn(f"--resume: skipping {path}, a truncated or damaged save", UserWarning, stacklevel=2)
+    return None
+
+
+OUTPUT_FILES = ("model.zip", "config.json", "training_curve.csv")
+
+
+def check_output_folder(out: Path) -> None:
+    """Every output path of a run, checked before any work starts."""
+    for parent in [out, *out.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise field_error(XnetError, "--out", str(out), f"{parent} is a file, not a folder")
+            break
+    for name in OUTPUT_FILES:
+        if (out / name).is_dir():
+            raise field_error(XnetError, "--out", str(out), f"{out / name} is a folder where the file {name} goes")
+    if (out / "checkpoints").exists() and not (out / "checkpoints").is_dir():
+        raise field_error(XnetError, "--out", str(out), f"{out / 'checkpoints'} is a file where a folder goes")
+
+
+def check_resume_config(out: Path, env_id: str, algo: str, kwargs: dict) -> None:
+    """`--resume` continues the same run: the same env, algorithm and env kwargs."""
+    path = out / "config.json"
+    if not path.is_file():
+        return                                    # a run killed before its first config
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    for key, new in (("env", env_id), ("algo", algo), ("env_kwargs", kwargs)):
+        if key in old and old[key] != new:
+            raise field_error(XnetError, "--resume", str(out),
+                              f"that run used {key} = {old[key]!r}, not {new!r}; resume with the same "
+                              f"settings or use another --out")
 
 
 def _versions() -> dict:
@@ -100,7 +194,8 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
     if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps <= 0:
         raise field_error(XnetError, "--timesteps", timesteps, "must be an integer > 0")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_folder(out)
+    created = not out.exists()
     hp = {**DEFAULT_HYPERPARAMETERS, **(hyperparameters or {})}
     import gymnasium as gym
 
@@ -111,6 +206,17 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
         kwargs["train_time_steps"] = min(DEFAULT_TRAIN_TIME_STEPS, load_scenario(scenario).evaluation.time_steps)
 
     gym.make(env_id, **kwargs).close()   # bad env kwargs fail here, before any worker starts
+    if resume:
+        check_resume_config(out, env_id, algo, kwargs)
+    try:
+        return _train(env_id, algo, timesteps, seed, out, kwargs, resume, progress_bar, hp, verbose)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()                                  # a failed run leaves no empty folder
+        raise
+
+
+def _train(env_id, algo, timesteps, seed, out: Path, kwargs, resume, progress_bar, hp, verbose) -> Path:
     venv = make_train_env(env_id, kwargs, algo, hp["n_envs"], seed)
     if algo == "maskable_ppo":
         from sb3_contrib import MaskablePPO as cls
@@ -122,10 +228,9 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
     checkpoints = out / "checkpoints"
     start = None
     if resume:
-        found = sorted(checkpoints.glob("*.zip"), key=lambda p: p.stat().st_mtime)
-        start = model_path if model_path.is_file() else (found[-1] if found else None)
+        start = newest_intact_save(out)
         if start is None:
-            raise field_error(XnetError, "--resume", str(out), "holds no model.zip or checkpoint to resume from")
+            raise field_error(XnetError, "--resume", str(out), "holds no intact model.zip or checkpoint to resume from")
     if start is not None:
         model = cls.load(start, env=venv, device="cpu", tensorboard_log=str(out / "tb"))
     else:
@@ -133,18 +238,28 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
                                          "gae_lambda", "clip_range", "ent_coef", "vf_coef", "max_grad_norm")}
         model = cls(policy, venv, seed=seed, device="cpu", verbose=verbose, tensorboard_log=str(out / "tb"),
                     policy_kwargs={"features_extractor_kwargs": {"hidden": hp["hidden"]}}, **algo_kwargs)
+    out.mkdir(parents=True, exist_ok=True)
+    if start is None:
+        (out / "training_curve.csv").unlink(missing_ok=True)     # a fresh run starts a fresh curve
     curve = TrainingCurve(out / "training_curve.csv")
     every = max(timesteps // 5 // hp["n_envs"], 1)
-    callbacks = CallbackList([curve, CheckpointCallback(every, str(checkpoints), name_prefix="model")])
+    callbacks = CallbackList([curve, AtomicCheckpoint(every, checkpoints)])
     t0 = time.perf_counter()
-    model.learn(total_timesteps=timesteps, callback=callbacks, progress_bar=progress_bar,
-                reset_num_timesteps=start is None, tb_log_name="run")
+    steps_before = int(model.num_timesteps) if start is not None else 0
+    interrupted = False
+    try:
+        model.learn(total_timesteps=timesteps, callback=callbacks, progress_bar=progress_bar,
+                    reset_num_timesteps=start is None, tb_log_name="run")
+    except KeyboardInterrupt:
+        interrupted = True                    # keep what was learned: save below, then report
     wall = time.perf_counter() - t0
-    model.save(model_path)
+    curve.flush()
+    save_atomically(model, model_path)
     config = {"env": env_id, "env_kwargs": kwargs, "algo": algo, "seed": seed, "timesteps": timesteps,
               "total_timesteps": int(model.num_timesteps), "resumed_from": str(start) if start else None,
-              "hyperparameters": hp, "policy": policy.__name__, "wall_time_s": wall,
-              "wall_time_per_100k_steps_s": wall / timesteps * 100_000, "versions": _versions()}
+              "interrupted": interrupted, "hyperparameters": hp, "policy": policy.__name__, "wall_time_s": wall,
+              "wall_time_per_100k_steps_s": wall / max(int(model.num_timesteps) - steps_before, 1) * 100_000,
+              "versions": _versions()}
     atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
     venv.close()
     return out

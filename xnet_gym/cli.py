@@ -127,6 +127,10 @@ def cmd_train(args) -> int:
                 env_kwargs={k: v for k, v in _env_kwargs(args, True).items() if k != "scenario"},
                 resume=args.resume, progress_bar=not args.no_progress)
     cfg = json.loads((out / "config.json").read_text())
+    if cfg.get("interrupted"):
+        print(f"interrupted at {cfg['total_timesteps']} timesteps: saved {out / 'model.zip'}, config.json and "
+              f"training_curve.csv (continue with --resume)")
+        return 130
     print(f"saved {out / 'model.zip'}  ({cfg['total_timesteps']} timesteps, {cfg['wall_time_s']:.0f} s, "
           f"{cfg['wall_time_per_100k_steps_s']:.0f} s per 100k steps)")
     return 0
@@ -175,6 +179,10 @@ def cmd_run(args) -> int:
           env_kwargs={k: v for k, v in _env_kwargs(args, True).items() if k != "scenario"},
           progress_bar=not args.no_progress)
     cfg = json.loads((out / "config.json").read_text())
+    if cfg.get("interrupted"):
+        print(f"interrupted at {cfg['total_timesteps']} timesteps: saved {out / 'model.zip'}, config.json and "
+              f"training_curve.csv")
+        return 130
     print(f"      trained in {cfg['wall_time_s']:.0f} s", flush=True)
     print(f"[2/2] scoring on {args.episodes} held-out instances, all time steps", flush=True)
     args.csv = out / "comparison.csv"
