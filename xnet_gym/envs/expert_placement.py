@@ -80,7 +80,8 @@ class ExpertPlacementEnv(AssignmentEnv):
     - `layer`: fix the layer (0..L-1); default random per episode.
     - `expert_order`: `"index"`, `"frequency"` (most active first) or `"random"`.
     - `train_time_steps`: score on this many random time steps per episode (faster steps);
-      `None` uses all of the scenario's slots. `slots` overrides the scenario's slot count.
+      `None` uses all of the scenario's time steps. `time_steps` overrides the scenario's
+      count. The v0 names `train_slots` and `slots` still work, with a DeprecationWarning.
     - `tokens`: tokens per activation profile (default: the scenario's).
     - `objective` (`"max"`/`"weighted"`) and `route` (`"forward"`/`"return"`) override the scenario.
     - `layer_strategy`: `"central"` (paper) or `"random-gateway"` (a random gateway in the subnet).
