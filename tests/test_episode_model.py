@@ -61,7 +61,7 @@ def test_custom_generator_plugs_into_both_envs(env_id, layer):
         inst = instances[gen.drawn[-1]]
         core = analytic_placement(inst)
         assert total == -1.0 and info["ratio_to_analytic"] == 1.0
-        assert info["placement"] == core
+        assert env.unwrapped.placement == core
         if env_id == MODEL:
             assert info["latency_s"] == pytest.approx(evaluate(inst, core).latency_s, rel=1e-12)
         else:
@@ -96,10 +96,11 @@ def test_public_progress_is_read_only_and_tracks_the_episode():
     while not done:
         seen.append((u.current_layer, u.current_expert))
         a = u.analytic_action()
-        _, _, done, _, info = env.step(a)
+        _, _, done, _, _ = env.step(a)
         assert u.assignment[seen[-1][0], seen[-1][1]] == a
     assert seen == [(layer, int(order[layer, j])) for layer in range(3) for j in range(4)]
-    assert u.current_layer is None and u.current_expert is None and u.placement == info["placement"]
+    assert u.current_layer is None and u.current_expert is None
+    assert u.placement.experts.tolist() == u.problem.reference.experts.tolist()   # the analytic policy
     with pytest.raises(ValueError):
         u.assignment[0, 0] = 1
     with pytest.raises(ActionError, match="after the episode ended"):
@@ -245,3 +246,39 @@ def test_masked_sampling_through_gymnasium_needs_int8():
     mask = env.unwrapped.action_masks().astype(np.int8)  # Gymnasium's sample() wants int8
     env.action_space.seed(0)
     assert {env.action_space.sample(mask=mask) for _ in range(50)} == {0, 1, 3, 4}
+
+
+@pytest.mark.parametrize("env_id", [EXPERT, MODEL])
+def test_info_has_the_same_numpy_keys_on_every_step(env_id):
+    """Tianshou stores `info` in its replay buffer and TorchRL reads it by dtype: every value
+    is a NumPy scalar, with the same keys on every step and reset (no Python objects)."""
+    env = gym.make(env_id, scenario="tiny")
+    _, info = env.reset(seed=0)
+    keys = set(info)
+    assert keys == {"layer", "step_in_layer", "invalid_action", "invalid_actions", "latency_s",
+                    "analytic_latency_s", "ratio_to_analytic"}
+    done = False
+    while not done:
+        assert set(info) == keys and all(isinstance(v, np.generic) for v in info.values()), info
+        assert info["latency_s"] == 0.0 and info["ratio_to_analytic"] == 0.0
+        _, _, done, _, info = env.step(env.unwrapped.analytic_action())
+    assert set(info) == keys and all(isinstance(v, np.generic) for v in info.values())
+    assert info["ratio_to_analytic"] == 1.0 and info["latency_s"] == info["analytic_latency_s"] > 0
+
+
+def test_torchrl_reads_every_info_key():
+    pytest.importorskip("torchrl")
+    from torchrl.envs import GymWrapper, TransformedEnv
+    from torchrl.envs.gym_like import default_info_dict_reader
+    from torchrl.envs.transforms import ActionMask
+
+    base = gym.make(EXPERT, scenario="tiny", objective="weighted")   # no placement beats the closed form
+    env = GymWrapper(base, categorical_action_encoding=True)
+    env.set_info_dict_reader(default_info_dict_reader(["latency_s", "ratio_to_analytic", "invalid_actions",
+                                                       "layer"]))
+    env = TransformedEnv(env, ActionMask())
+    env.set_seed(0)
+    td = env.rollout(12, break_when_any_done=False)
+    ratios = td["next", "ratio_to_analytic"].flatten()
+    done = td["next", "done"].flatten()
+    assert done.sum() == 3 and (ratios[done] >= 1.0 - 1e-12).all() and (ratios[~done] == 0.0).all()

@@ -24,6 +24,14 @@ from .problem import Problem
 from .reward import INVALID_ACTION_PENALTY, REWARDS
 from .viewer import Viewer
 
+_ZERO = np.float64(0.0)
+_SMALL_INTS = [np.int64(i) for i in range(4097)]     # info values without a NumPy call per step
+
+
+def _int64(value: int) -> np.int64:
+    return _SMALL_INTS[value] if value <= 4096 else np.int64(value)
+
+
 # v0 keyword names from before "slot" meant only an along-track position.
 DEPRECATED_KWARGS = {"slots": "time_steps", "train_slots": "train_time_steps"}
 
@@ -130,6 +138,7 @@ class AssignmentEnv(gym.Env):
         self._count = [[0] * C for _ in range(n)]          # experts per candidate, read every step
         self._shaped = 0.0
         self._invalid = 0
+        self._reference_s = np.float64(problem.reference_s)
         self._padding_ok = np.arange(C)[None, :] < b.n_candidates[rows, None]          # (n, C)
         # Python lists of what every step reads: a list index is several times cheaper than
         # a NumPy scalar index, and these are tiny.
@@ -176,7 +185,7 @@ class AssignmentEnv(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self._start(self.generator(self.np_random, options))
-        return self._observation(), {"layer": self._layers[0], "step_in_layer": 0}
+        return self._observation(), self._info(self._layers[0], False, _ZERO, _ZERO)
 
     def step(self, action):
         problem = self._problem
@@ -231,16 +240,24 @@ class AssignmentEnv(gym.Env):
                 self._done = True                  # the observation keeps the last valid mask
         elif full:
             progress.mask_f[a] = 0.0
-        info = {"layer": layer, "step_in_layer": self._j, "invalid_action": invalid}
         if self._done:
             placement = Placement(problem.gateways, self._experts)
             latency = scoring.objective_s(problem, placement, self._cand_index)
             self._final = placement
             reward += self.reward_fn.final(problem, latency, self._shaped)
-            info.update(latency_s=latency, analytic_latency_s=problem.reference_s,
-                        ratio_to_analytic=latency / problem.reference_s, invalid_actions=self._invalid,
-                        placement=placement)
+            info = self._info(layer, invalid, np.float64(latency), np.float64(latency / problem.reference_s))
+        else:
+            info = self._info(layer, invalid, _ZERO, _ZERO)
         return self._observation(), float(reward), self._done, False, info
+
+    def _info(self, layer: int, invalid: bool, latency_s, ratio) -> dict:
+        """The same keys on every step and reset, every value a NumPy scalar (replay buffers
+        and info readers of other RL libraries need both). `latency_s` and
+        `ratio_to_analytic` are 0.0 until the last step; the final placement is
+        `env.unwrapped.placement`."""
+        return {"layer": _int64(layer), "step_in_layer": _int64(self._j),
+                "invalid_action": np.True_ if invalid else np.False_, "invalid_actions": _int64(self._invalid),
+                "latency_s": latency_s, "analytic_latency_s": self._reference_s, "ratio_to_analytic": ratio}
 
     def render(self):
         if self.render_mode is None or self._problem is None:

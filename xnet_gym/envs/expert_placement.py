@@ -45,11 +45,12 @@ class ExpertPlacementEnv(AssignmentEnv):
     sum is unchanged (dense step rewards sit on a 2^-40 grid, so the sum is exact: the closed
     form's return is -1.0 with no rounding); `reward="sparse"` pays everything on the last
     step. Each invalid action
-    costs 0.1 more. The last step's `info` holds `latency_s`, `analytic_latency_s`,
-    `ratio_to_analytic`, `invalid_actions` and the `placement` (an `xnet_gym.Placement`, also
-    `env.unwrapped.placement`). While an episode runs, `env.unwrapped.current_layer`,
-    `current_expert` and `assignment` (candidate index per expert, -1 = not yet placed) are
-    public and read-only.
+    costs 0.1 more. `info` has the same keys on every step and reset, each a NumPy scalar:
+    `layer`, `step_in_layer`, `invalid_action`, `invalid_actions` (so far),
+    `analytic_latency_s`, and `latency_s` and `ratio_to_analytic` (0.0 until the last step).
+    The final placement (an `xnet_gym.Placement`) is `env.unwrapped.placement`. While an
+    episode runs, `env.unwrapped.current_layer`, `current_expert` and `assignment`
+    (candidate index per expert, -1 = not yet placed) are public and read-only.
 
     ## Starting State
 

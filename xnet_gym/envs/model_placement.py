@@ -32,8 +32,8 @@ class ModelPlacementEnv(AssignmentEnv):
     analytic placement scores exactly -1.0. `reward="dense"` (default) pays each expert's share
     of the separable surrogate as it is placed and the remainder (constant compute, and the
     max-versus-mean difference) on the last step; `reward="sparse"` pays it all at the end.
-    Each invalid action costs 0.1 more. The last step's `info` holds `latency_s`,
-    `analytic_latency_s`, `ratio_to_analytic`, `invalid_actions` and the `placement`.
+    Each invalid action costs 0.1 more. `info` is as in ExpertPlacement-v0 (the same keys
+    on every step, NumPy scalars); the final placement is `env.unwrapped.placement`.
 
     ## Starting State
 
