@@ -282,3 +282,22 @@ def test_torchrl_reads_every_info_key():
     ratios = td["next", "ratio_to_analytic"].flatten()
     done = td["next", "done"].flatten()
     assert done.sum() == 3 and (ratios[done] >= 1.0 - 1e-12).all() and (ratios[~done] == 0.0).all()
+
+
+def test_from_instance_and_custom_generators_fail_clearly_on_bad_input():
+    tiny = build_instance("tiny")
+    with pytest.raises(ScenarioError, match=r"layers = 3: must be an integer \[0, 2\]"):
+        Problem.from_instance(tiny, layers=[3])
+    with pytest.raises(ScenarioError, match=r'layers = \[0, 1\]: scope "stage" places exactly one layer'):
+        Problem.from_instance(tiny, layers=[0, 1], scope="stage")
+    small = dataclasses.replace(ProblemSpec.of(tiny), n_candidates_max=2)
+    with pytest.raises(ScenarioError, match=r"spec = .*: does not fit the instance"):
+        Problem.from_instance(tiny, layers=[0], spec=small)
+
+    class WrongSizes(FixedInstances):
+        def __call__(self, rng, options=None):
+            return Problem.from_instance(build_instance("paper", time_steps=2), layers=[0])
+
+    env = ExpertPlacementEnv(generator=WrongSizes([tiny]))
+    with pytest.raises(ScenarioError, match=r"generator problem spec = .*must equal the generator's spec"):
+        env.reset(seed=0)

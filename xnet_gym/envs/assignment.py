@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ..errors import ActionError, ScenarioError, check_choice
+from ..errors import ActionError, ScenarioError, check_choice, field_error
 from ..placement import Placement
 from . import scoring
 from .generator import Generator, PlacementGenerator
@@ -122,6 +122,9 @@ class AssignmentEnv(gym.Env):
 
     # ------------------------------------------------------------------------ state
     def _start(self, problem: Problem) -> None:
+        if problem.spec is not self.generator.spec and problem.spec != self.generator.spec:
+            raise field_error(ScenarioError, "generator problem spec", problem.spec,
+                              f"must equal the generator's spec {self.generator.spec}, which sized the spaces")
         b, first = problem.batch, problem.first
         n, C, E = problem.n_rows, self.n_candidates_max, problem.spec.n_experts
         rows = slice(first, first + n)

@@ -193,15 +193,19 @@ class PlacementGenerator:
         return random_subnet_gateways(self.base.layout, rng)
 
     def _tables(self, gateways: np.ndarray, layers: np.ndarray, steps: np.ndarray) -> tuple[CandidateTables, bool]:
-        """Candidate tables of `layers` and whether their time axis is already `steps`. Central
-        gateways: every layer over every time step, computed once and cut per episode. Drawn
+        """Candidate tables of `layers`, their time axis already cut to `steps`. Central
+        gateways: every layer over every time step, computed once and cut per block. Drawn
         gateways: only the episode's layers, gateways and time steps (one row of `steps`,
         shared by the episode's rows), so a reset costs milliseconds and caches nothing."""
         if self.layer_strategy == "central":
             if self._central is None:
                 self._central = CandidateTables.build(self.base, gateways, np.arange(self.base.n_layers),
                                                       self.spec.n_candidates_max)
-            return self._central.take(layers), False
+            c = self._central
+            # One gather straight to the rows' time steps, not a copy of every time step first.
+            legs = c.leg_cost_s[layers[:, None], steps]                                   # (B, K, C)
+            return CandidateTables(c.candidates[layers], c.n_candidates[layers], legs, c.candidate_time_s[layers],
+                                   c.candidate_rate_flops[layers]), True
         assert len(steps) == 1 or (steps == steps[0]).all()          # one episode: one subset
         return CandidateTables.build(self.base, gateways, layers, self.spec.n_candidates_max, steps[0]), True
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..analytic import analytic_placement, sort_match_index
-from ..errors import ScenarioError, check_choice
+from ..errors import ScenarioError, check_choice, check_int, field_error
 from ..instance import Instance
 from ..latency import leg_costs_s, mean_stage_cost_s
 from ..placement import Placement
@@ -218,9 +218,20 @@ class Problem:
         instance, on all of its time steps and its whole trace. What a custom generator
         returns (see `generator.Generator`)."""
         spec = spec or ProblemSpec.of(instance)
-        layers = np.arange(instance.n_layers) if layers is None else np.atleast_1d(np.asarray(layers, np.int64))
-        scope = scope or ("token" if len(layers) == instance.n_layers else "stage")
+        own = ProblemSpec.of(instance)
+        if dataclasses.replace(own, n_candidates_max=spec.n_candidates_max, max_rate_flops=spec.max_rate_flops) \
+                != spec or own.n_candidates_max > spec.n_candidates_max:
+            raise field_error(ScenarioError, "spec", spec, f"does not fit the instance, whose own spec is {own}")
+        L = instance.n_layers
+        layers = np.arange(L) if layers is None else np.atleast_1d(np.asarray(layers))
+        for layer in layers.tolist():
+            check_int(ScenarioError, "layers", layer, 0, L - 1)
+        layers = layers.astype(np.int64)
+        scope = scope or ("token" if len(layers) == L else "stage")
         check_choice(ScenarioError, "scope", scope, SCOPES)
+        if (scope == "stage") != (len(layers) == 1) or (scope == "token" and not np.array_equal(layers, np.arange(L))):
+            raise field_error(ScenarioError, "layers", layers.tolist(),
+                              'scope "stage" places exactly one layer; scope "token" places every layer in order')
         check_choice(ScenarioError, "expert_order", expert_order, EXPERT_ORDERS)
         g = instance.layout.central_gateways if gateways is None else np.asarray(gateways, dtype=np.int64)
         tables = CandidateTables.build(instance, g, layers, spec.n_candidates_max)
