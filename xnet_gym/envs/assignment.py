@@ -147,6 +147,7 @@ class AssignmentEnv(gym.Env):
         # a NumPy scalar index, and these are tiny.
         self._order = b.order[rows].tolist()
         self._layers = b.layers[rows].tolist()
+        self._layer_ints = [np.int64(layer) for layer in self._layers]
         self._candidates = b.candidates[rows].tolist()
         self._first = first
         self._mask = self._padding_ok[0].copy()
@@ -249,8 +250,12 @@ class AssignmentEnv(gym.Env):
             self._final = placement
             reward += self.reward_fn.final(problem, latency, self._shaped)
             info = self._info(layer, invalid, np.float64(latency), np.float64(latency / problem.reference_s))
-        else:
-            info = self._info(layer, invalid, _ZERO, _ZERO)
+        else:                                    # the common step, built inline: no call per key
+            j, n_invalid = self._j, self._invalid
+            info = {"layer": self._layer_ints[li], "step_in_layer": _SMALL_INTS[j] if j <= 4096 else np.int64(j),
+                    "invalid_action": np.True_ if invalid else np.False_,
+                    "invalid_actions": _SMALL_INTS[n_invalid] if n_invalid <= 4096 else np.int64(n_invalid),
+                    "latency_s": _ZERO, "analytic_latency_s": self._reference_s, "ratio_to_analytic": _ZERO}
         return self._observation(), float(reward), self._done, False, info
 
     def _info(self, layer: int, invalid: bool, latency_s, ratio) -> dict:
