@@ -301,3 +301,55 @@ def test_from_instance_and_custom_generators_fail_clearly_on_bad_input():
     env = ExpertPlacementEnv(generator=WrongSizes([tiny]))
     with pytest.raises(ScenarioError, match=r"generator problem spec = .*must equal the generator's spec"):
         env.reset(seed=0)
+
+
+@pytest.mark.parametrize("layout,obs_key,mask_key,mask_dtype",
+                         [("flat", "observations", "action_mask", np.float32), ("tianshou", "obs", "mask", np.bool_)])
+@pytest.mark.parametrize("env_id", [EXPERT, "xnet_gym/ModelPlacement-v0"])
+def test_flat_layouts_carry_the_dict_observation_and_pass_the_checker(env_id, layout, obs_key, mask_key, mask_dtype):
+    from gymnasium.utils.env_checker import check_env
+
+    flat = gym.make(env_id, scenario="tiny", obs_layout=layout)
+    plain = gym.make(env_id, scenario="tiny")
+    check_env(flat.unwrapped, skip_render_check=True)
+    assert set(flat.observation_space.spaces) == {obs_key, mask_key}
+    keys = [k for k in plain.observation_space.spaces if k != "action_mask"]
+    o_flat, _ = flat.reset(seed=3)
+    o_dict, _ = plain.reset(seed=3)
+    for _ in range(40):
+        assert o_flat[mask_key].dtype == mask_dtype
+        np.testing.assert_array_equal(o_flat[mask_key], o_dict["action_mask"].astype(mask_dtype))
+        np.testing.assert_array_equal(o_flat[obs_key], np.concatenate([o_dict[k] for k in keys]))
+        assert flat.observation_space.contains(o_flat)
+        a = plain.unwrapped.analytic_action()
+        o_flat, r_flat, done, _, _ = flat.step(a)
+        o_dict, r_dict, _, _, _ = plain.step(a)
+        assert r_flat == r_dict
+        if done:
+            o_flat, _ = flat.reset()
+            o_dict, _ = plain.reset()
+    pickle.loads(pickle.dumps(flat.unwrapped)).step(0)
+
+
+def test_bad_obs_layout_names_the_field():
+    with pytest.raises(ScenarioError, match=r"obs_layout = 'rllib': .*allowed: dict, flat, tianshou"):
+        gym.make(EXPERT, scenario="tiny", obs_layout="rllib")
+
+
+@pytest.mark.parametrize("env_id", [EXPERT, MODEL])
+def test_env_pickled_mid_episode_finishes_the_same_episode(env_id):
+    """Ray and SubprocVecEnv can ship an env between steps: the clone must carry on, not only
+    reset (its per-batch observation and reward tables are rebuilt, the episode state travels)."""
+    env = gym.make(env_id, scenario="tiny")
+    env.reset(seed=0)
+    env.step(env.unwrapped.analytic_action())
+    clone = pickle.loads(pickle.dumps(env))
+    rng = np.random.default_rng(1)
+    done = False
+    while not done:
+        action = int(rng.choice(np.flatnonzero(env.unwrapped.action_masks())))
+        o1, r1, done, _, i1 = env.step(action)
+        o2, r2, _, _, i2 = clone.step(action)
+        assert r1 == r2 and i1 == i2
+        for key in o1:
+            np.testing.assert_array_equal(o1[key], o2[key])

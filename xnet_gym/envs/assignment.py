@@ -8,6 +8,7 @@ user-facing documentation.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import warnings
 from typing import Any
@@ -19,6 +20,7 @@ from ..errors import ActionError, ScenarioError, check_choice, field_error
 from ..placement import Placement
 from . import scoring
 from .generator import Generator, PlacementGenerator
+from .layout import DictLayout, make_layout
 from .observation import ObservationBuilder, Progress
 from .problem import Problem
 from .reward import INVALID_ACTION_PENALTY, REWARDS
@@ -30,6 +32,10 @@ _SMALL_INTS = [np.int64(i) for i in range(4097)]     # info values without a Num
 
 def _int64(value: int) -> np.int64:
     return _SMALL_INTS[value] if value <= 4096 else np.int64(value)
+
+
+def _no_start(problem: Problem) -> None:
+    """For a reward_fn without a `start` (module-level, so the env pickles)."""
 
 
 # v0 keyword names from before "slot" meant only an along-track position.
@@ -52,7 +58,8 @@ class AssignmentEnv(gym.Env):
     def __init__(self, scenario="paper", *, layer=None, expert_order="index", randomize_activation=True,
                  train_time_steps=None, tokens=None, objective=None, route=None, layer_strategy="central",
                  time_steps=None, reward="dense", render_mode=None, generator: Generator | None = None,
-                 reward_fn=None, viewer=None, observation: ObservationBuilder | None = None, **deprecated):
+                 reward_fn=None, viewer=None, observation: ObservationBuilder | None = None, obs_layout="dict",
+                 **deprecated):
         for old, value in deprecated.items():
             if old not in DEPRECATED_KWARGS:
                 raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {old!r}")
@@ -76,13 +83,14 @@ class AssignmentEnv(gym.Env):
                                 f"__call__(rng, options) -> Problem (see xnet_gym.envs.generator.Generator)")
         self.generator = generator
         self.reward_fn = reward_fn
-        self._reward_start = getattr(reward_fn, "start", lambda problem: None)
+        self._reward_start = getattr(reward_fn, "start", _no_start)
         self.render_mode = render_mode
         self.viewer = viewer or Viewer()
         self.observation_builder = observation or ObservationBuilder()
         C = generator.spec.n_candidates_max
         self.n_candidates_max = C
-        self.observation_space = self.observation_builder.space(generator.spec)
+        self.obs_layout = make_layout(obs_layout)
+        self.observation_space = self.obs_layout.space(self.observation_builder.space(generator.spec))
         self.action_space = gym.spaces.Discrete(C)
         self._problem: Problem | None = None
 
@@ -156,8 +164,14 @@ class AssignmentEnv(gym.Env):
         self.observation_builder.start(problem)
         self._reward_start(problem)
         # The builder's bound methods, called directly: one call less per step.
-        self._observe = self.observation_builder.observe
+        observe, layout = self.observation_builder.observe, self.obs_layout
+        self._observe = observe if isinstance(layout, DictLayout) else functools.partial(layout.observe, observe)
         self._feature_placers = self.observation_builder.placers
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self._problem is not None:                 # pickled mid-episode: rebuild the caches
+            self.observation_builder.resume(self._problem)
 
     def action_masks(self) -> np.ndarray:
         """Bool (n_candidates_max,): candidates with a free seat. Never all False mid-episode."""

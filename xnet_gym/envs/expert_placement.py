@@ -74,7 +74,7 @@ class ExpertPlacementEnv(AssignmentEnv):
                    expert_order="index", randomize_activation=True, train_time_steps=None,
                    tokens=None, objective=None, route=None, layer_strategy="central",
                    time_steps=None, reward="dense", render_mode=None, generator=None,
-                   reward_fn=None, observation=None, viewer=None)
+                   reward_fn=None, observation=None, viewer=None, obs_layout="dict")
     ```
 
     - `scenario`: preset name (`xnet-gym scenarios`) or a TOML path.
@@ -90,11 +90,14 @@ class ExpertPlacementEnv(AssignmentEnv):
       `(rng, options) -> Problem`); `reward_fn` (`step`/`final`, see `xnet_gym.envs.reward`);
       `observation`: an `ObservationBuilder` with your own feature list; `viewer`.
     - `render_mode`: `"ansi"` or `"rgb_array"` (matplotlib).
+    - `obs_layout`: `"dict"` (the table above), `"flat"` (`{"observations": every feature but
+      the mask concatenated in table order, "action_mask": float32}`, RLlib's masking
+      convention) or `"tianshou"` (`{"obs": the same vector, "mask": bool}`).
 
     ## Version History
 
     - v0: initial release. Later in v0: `time_steps`/`train_time_steps` (the old names are
-      deprecated aliases), the terminal observation keeps the last valid mask.
+      deprecated aliases), the terminal observation keeps the last valid mask, `obs_layout`.
     """
 
     __doc__ = __doc__.replace("{observation_table}", textwrap.indent(ObservationBuilder().table_markdown(), "    "))

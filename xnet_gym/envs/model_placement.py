@@ -53,7 +53,7 @@ class ModelPlacementEnv(AssignmentEnv):
                    randomize_activation=True, train_time_steps=None, tokens=None, objective=None,
                    route=None, layer_strategy="central", time_steps=None, reward="dense",
                    render_mode=None, generator=None, reward_fn=None, observation=None,
-                   viewer=None)
+                   viewer=None, obs_layout="dict")
     ```
 
     The arguments mean what they mean for ExpertPlacement-v0 (no `layer`). A custom
@@ -62,7 +62,7 @@ class ModelPlacementEnv(AssignmentEnv):
     ## Version History
 
     - v0: initial release. Later in v0: `time_steps`/`train_time_steps` (the old names are
-      deprecated aliases), the terminal observation keeps the last valid mask.
+      deprecated aliases), the terminal observation keeps the last valid mask, `obs_layout`.
     """
 
     scope = "token"

@@ -295,13 +295,22 @@ class ObservationBuilder:
     def start(self, problem: Problem) -> None:
         """Tables for the episode's rows: its batch's (computed once per batch), read at the
         episode's offset in the batch."""
+        self._tables_for(problem)
+        for f, t in zip(self.features, self._memo):
+            f.start(t, problem.first, problem)
+        self._first = problem.first
+
+    def _tables_for(self, problem: Problem) -> None:
         if problem.batch is not self._memo_batch:
             self._memo = [f.tables(problem.batch, problem.spec) for f in self.features]
             self._memo_batch = problem.batch
             by_key = {f.key: t for f, t in zip(self.features, self._memo)}
             self._stack = np.stack([by_key[k][k] for k in self._row_keys]) if self._row_keys else None
-        for f, t in zip(self.features, self._memo):
-            f.start(t, problem.first, problem)
+
+    def resume(self, problem: Problem) -> None:
+        """After unpickling mid-episode: rebuild the batch tables (a cache, not shipped)
+        without touching the features' episode state, which was shipped."""
+        self._tables_for(problem)
         self._first = problem.first
 
     def place(self, li: int, e: int, a: int) -> None:

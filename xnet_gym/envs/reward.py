@@ -57,7 +57,8 @@ class DenseReward(SparseReward):
         self._reference_s = problem.reference_s
 
     def __getstate__(self):
-        return {"_batch": None}
+        # The episode's tables travel; the batch identity does not (the next reset rebuilds).
+        return {**self.__dict__, "_batch": None}
 
     def step(self, problem: Problem, layer_index: int, expert: int, candidate: int) -> float:
         row = self._first + layer_index
