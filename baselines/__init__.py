@@ -13,14 +13,15 @@ import inspect
 
 from xnet_gym.errors import ScenarioError, field_error
 
+from .anneal import Anneal
 from .eplb import EPLB
 from .local_search import LocalSearch
 from .optimum import BruteForce, Optimum
 from .random_strategies import RandIntra, RandIntraCG, RandPlace
 from .space_xnet import SpaceXNet
 
-SOLVERS = {cls.name: cls for cls in (SpaceXNet, RandIntraCG, RandIntra, RandPlace, Optimum, LocalSearch, EPLB,
-                                     BruteForce)}
+SOLVERS = {cls.name: cls for cls in (SpaceXNet, RandIntraCG, RandIntra, RandPlace, Optimum, LocalSearch, Anneal,
+                                     EPLB, BruteForce)}
 
 
 def paper_strategies() -> tuple[str, ...]:
@@ -53,6 +54,7 @@ __all__ = [
     "EPLB",
     "PAPER_STRATEGIES",
     "SOLVERS",
+    "Anneal",
     "BruteForce",
     "LocalSearch",
     "Optimum",

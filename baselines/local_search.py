@@ -2,20 +2,20 @@
 objective (the evaluator's per-layer stage latency), within a time budget.
 
 Moves per layer: swap the satellites of two experts; move an expert to a candidate with a
-free seat. First improvement, repeated until a full pass improves nothing or time runs out.
-It never returns worse than its start.
+free seat. First improvement, in a fixed order (for each expert a: its swaps with b > a,
+then its moves in candidate order), repeated until a full pass improves nothing or time runs
+out. It never returns worse than its start. `ExpertRefine-v0` offers exactly these moves, so
+the same climb played through the env lands on the same placement.
 """
 
 from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from xnet_gym.analytic import analytic_placement
-from xnet_gym.errors import ScenarioError, check_positive, field_error
+from xnet_gym.errors import ScenarioError, check_int, check_positive, field_error
 from xnet_gym.instance import Instance
-from xnet_gym.latency import evaluate_stages
+from xnet_gym.moves import LayerMoves
 from xnet_gym.placement import Placement
 
 
@@ -24,8 +24,9 @@ class LocalSearch:
     randomized = False
     budget_parameter = "time_budget_s"
 
-    def __init__(self, time_budget_s: float = 30.0, start: Placement | None = None):
+    def __init__(self, time_budget_s: float = 30.0, start: Placement | None = None, layers=None):
         self.time_budget_s = check_positive(ScenarioError, "time_budget_s", time_budget_s)
+        self.layers = check_layers(layers)
         if start is not None and not isinstance(start, Placement):
             raise field_error(ScenarioError, "start", type(start).__name__, "must be an xnet_gym Placement or None")
         self.start = start
@@ -34,44 +35,55 @@ class LocalSearch:
     def solve(self, instance: Instance) -> Placement:
         current = self.start or analytic_placement(instance)
         deadline = time.perf_counter() + self.time_budget_s
-        E, cap = instance.n_experts, instance.capacity
         improved_moves, passes = 0, 0
-
-        def stage(p, layer):
-            return evaluate_stages(instance, p, [layer], split=False).stage_s[0]
-
-        for layer in range(instance.n_layers):
-            cand = instance.layout.candidates(layer, current.gateways[layer])
-            best = stage(current, layer)
-            sats = current.experts[layer].copy()
-            improved = True
-            while improved and time.perf_counter() < deadline:
-                improved = False
-                passes += 1
-                for a in range(E):
-                    for b in range(a + 1, E):
-                        if sats[a] == sats[b]:
-                            continue
-                        trial = sats.copy()
-                        trial[a], trial[b] = sats[b], sats[a]
-                        v = stage(current.with_layer(layer, trial), layer)
-                        if v < best - 1e-15:
-                            best, sats, improved = v, trial, True
-                            improved_moves += 1
-                    load = {int(s): int(c) for s, c in zip(*np.unique(sats, return_counts=True))}
-                    for s in cand:
-                        if s == sats[a] or load.get(int(s), 0) >= cap:
-                            continue
-                        trial = sats.copy()
-                        trial[a] = s
-                        v = stage(current.with_layer(layer, trial), layer)
-                        if v < best - 1e-15:
-                            best, sats, improved = v, trial, True
-                            improved_moves += 1
-                            load = {int(x): int(c) for x, c in zip(*np.unique(sats, return_counts=True))}
-                    if time.perf_counter() >= deadline:
-                        break
-            current = current.with_layer(layer, sats)
+        for layer in layers_to_search(self.layers, instance):
+            # Trials are scored incrementally, the same bits as evaluate_stages (xnet_gym.moves).
+            moves = LayerMoves.for_layer(instance, current, layer)
+            improving, layer_passes = climb(moves, deadline)
+            improved_moves += improving
+            passes += layer_passes
+            current = current.with_layer(layer, moves.candidates[moves.assignment])
         self.last_info = {"improving_moves": improved_moves, "passes": passes,
                           "hit_time_budget": time.perf_counter() >= deadline}
         return current
+
+
+def check_layers(layers) -> list[int] | None:
+    """`layers=`: search only these layers (the others keep the start's experts)."""
+    if layers is None:
+        return None
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise field_error(ScenarioError, "layers", layers, "must be a list of layer indices or None")
+    return [check_int(ScenarioError, "layers", layer, 0) for layer in layers]
+
+
+def layers_to_search(layers: list[int] | None, instance: Instance) -> list[int]:
+    L = instance.n_layers
+    if layers is None:
+        return list(range(L))
+    return [check_int(ScenarioError, "layers", layer, 0, L - 1) for layer in layers]
+
+
+def climb(moves: LayerMoves, deadline: float) -> tuple[int, int]:
+    """First-improvement swaps and moves on one layer until a pass improves nothing or the
+    deadline passes. Returns (improving moves, passes)."""
+    E = moves.n_experts
+    improving = passes = 0
+    improved = True
+    while improved and time.perf_counter() < deadline:
+        improved = False
+        passes += 1
+        for a in range(E):
+            for b in range(a + 1, E):
+                if moves.can_swap(a, b) and moves.swap_latency_s(a, b) < moves.total_s - 1e-15:
+                    moves.swap(a, b)
+                    improved = True
+                    improving += 1
+            for c in range(moves.n_candidates):
+                if moves.can_move(a, c) and moves.move_latency_s(a, c) < moves.total_s - 1e-15:
+                    moves.move(a, c)
+                    improved = True
+                    improving += 1
+            if time.perf_counter() >= deadline:
+                break
+    return improving, passes

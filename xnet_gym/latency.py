@@ -75,13 +75,31 @@ def stage_total_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.nd
     call); without them the result is a float. `evaluate_stages` and the envs' per-episode
     scoring both reduce through this function.
     """
-    n_t, E = leg_cost_s.shape[-2:]
+    n_t = leg_cost_s.shape[-2]
     if objective == "weighted":
         # Slot sums over a contiguous last axis: NumPy then sums each row the same way
         # whatever the batch shape, so block and per-episode scores agree to the last bit.
         mean_s = np.ascontiguousarray(np.swapaxes(leg_cost_s, -1, -2)).sum(axis=-1) / n_t
         total = ((mean_s + expert_time_s) * probabilities).sum(axis=-1) / top_k
         return float(total) if np.ndim(total) == 0 else total
+    worst = worst_per_set_s(leg_cost_s, expert_time_s, sats, sets, capacity)
+    # The same reduction with or without a batch axis, so that a block-scored reference and
+    # a per-episode score of the same placement agree to the last bit.
+    total = max_total_s(worst, counts, n_t)
+    return float(total) if sets.ndim == 2 else total
+
+
+def max_total_s(worst: np.ndarray, counts: np.ndarray, n_t: int):
+    """The `max` objective from `worst_per_set_s`: the token-weighted mean over sets and time steps."""
+    return (worst * counts).sum(axis=-1) / (counts.sum(axis=-1) * n_t)
+
+
+def worst_per_set_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.ndarray, sets: np.ndarray,
+                    capacity: int) -> np.ndarray:
+    """(..., m) sum over time steps of each active set's slowest member (legs + back-to-back
+    compute): the `max` objective before weighting by token counts. Each set's value depends
+    only on its own members, bit for bit, so `LayerMoves` can recompute a few sets alone."""
+    n_t, E = leg_cost_s.shape[-2:]
     lead, (m, k) = sets.shape[:-2], sets.shape[-2:]
     # Gather whole time rows (expert-major), member-major: (N, k*m, n_t). Row gathers and a max
     # over a short outer axis are several times faster in NumPy than element gathers and a
@@ -95,11 +113,7 @@ def stage_total_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.nd
         s = sats.reshape(n, E)[rows, members].reshape(n, k, m)
         compute = compute * (s[:, :, None, :] == s[:, None, :, :]).sum(axis=1).reshape(n, k * m)
     legs += compute[..., None]                     # in place: a temporary here costs 4x the time
-    worst = legs.reshape(n, k, m, n_t).max(axis=1).sum(axis=-1).reshape(*lead, m)
-    # The same reduction with or without a batch axis, so that a block-scored reference and
-    # a per-episode score of the same placement agree to the last bit.
-    total = (worst * counts).sum(axis=-1) / (counts.sum(axis=-1) * n_t)
-    return float(total) if not lead else total
+    return legs.reshape(n, k, m, n_t).max(axis=1).sum(axis=-1).reshape(*lead, m)
 
 
 @dataclass(frozen=True)

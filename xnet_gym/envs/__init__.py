@@ -7,6 +7,7 @@ evaluator), `reward.py` and `viewer.py`; `assignment.py` holds the dynamics.
 """
 
 from .expert_placement import ExpertPlacementEnv
+from .expert_refine import ExpertRefineEnv
 from .generator import Generator, PlacementGenerator
 from .model_placement import ModelPlacementEnv
 from .observation import DEFAULT_FEATURES, Feature, ObservationBuilder
@@ -28,8 +29,11 @@ def register_envs() -> None:
         env_id = f"xnet_gym/{name}"
         if env_id not in registry:
             register(id=env_id, entry_point=entry, max_episode_steps=steps)
+    if "xnet_gym/ExpertRefine-v0" not in registry:
+        # Ends by itself within `max_moves` steps (a kwarg), so no TimeLimit is stacked on it.
+        register(id="xnet_gym/ExpertRefine-v0", entry_point="xnet_gym.envs:ExpertRefineEnv")
 
 
-__all__ = ["DEFAULT_FEATURES", "DenseReward", "ExpertPlacementEnv", "Feature", "Generator", "LayerRows",
-           "ModelPlacementEnv", "ObservationBuilder", "PlacementGenerator", "Problem", "ProblemSpec",
+__all__ = ["DEFAULT_FEATURES", "DenseReward", "ExpertPlacementEnv", "ExpertRefineEnv", "Feature", "Generator",
+           "LayerRows", "ModelPlacementEnv", "ObservationBuilder", "PlacementGenerator", "Problem", "ProblemSpec",
            "SparseReward", "Viewer", "register_envs"]

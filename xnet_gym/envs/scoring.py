@@ -13,6 +13,7 @@ import numpy as np
 
 from ..instance import Instance
 from ..latency import evaluate, evaluate_stages, stage_total_s
+from ..moves import LayerMoves
 from ..placement import Placement
 
 if TYPE_CHECKING:
@@ -59,3 +60,12 @@ def objective_s(problem: Problem, placement: Placement, candidate_index: np.ndar
 def ratio_to_reference(problem: Problem, placement: Placement) -> float:
     """latency / closed-form latency of a placement on the episode: minus the return."""
     return objective_s(problem, placement) / problem.reference_s
+
+
+def layer_moves(problem: Problem, candidate_index: np.ndarray) -> LayerMoves:
+    """Incremental scoring of moves and swaps on a stage episode's row, from the assignment
+    `candidate_index` (E,): totals are the same bits as `objective_s` (see `xnet_gym.moves`)."""
+    b, i = problem.batch, problem.first
+    n = int(b.n_candidates[i])
+    return LayerMoves(b.leg_cost_s[i][:, :n], b.candidate_time_s[i, :n], b.sets[i], b.counts[i], b.probabilities[i],
+                      problem.spec.top_k, problem.spec.objective, problem.spec.capacity, candidate_index)

@@ -1,0 +1,200 @@
+"""Refinement: incremental move scoring (`xnet_gym.moves`), the annealing search, and
+`ExpertRefine-v0`, against the evaluator, brute force and local search."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import xnet_gym  # noqa: F401  (registers the envs)
+from baselines import Anneal, BruteForce, LocalSearch
+from baselines.refine_adapter import HillClimbPlayer, RefineSolverPlayer, play
+from xnet_gym.analytic import analytic_placement
+from xnet_gym.envs import scoring
+from xnet_gym.errors import ActionError, PlacementError, ScenarioError
+from xnet_gym.instance import build_instance
+from xnet_gym.latency import evaluate, evaluate_stages
+from xnet_gym.moves import LayerMoves
+
+REFINE = "xnet_gym/ExpertRefine-v0"
+PRESETS = ["tiny", "paper", "deepseek-esft", "deepseek-esft-packed", "kuiper-630", "starlink-tle"]
+
+
+@pytest.mark.parametrize("scenario", ["tiny", "paper", "deepseek-esft-packed"])
+@pytest.mark.parametrize("objective", ["max", "weighted"])
+def test_incremental_moves_equal_full_evaluation_bit_for_bit(scenario, objective):
+    inst = build_instance(scenario, objective=objective, time_steps=6)
+    start = analytic_placement(inst)
+    layer = 1
+    moves = LayerMoves.for_layer(inst, start, layer)
+    assert moves.total_s == evaluate_stages(inst, start, [layer], split=False).stage_s[0]
+    rng = np.random.default_rng(0)
+    E, C = moves.n_experts, moves.n_candidates
+    checked = 0
+    for _ in range(120):
+        x, y, c = int(rng.integers(E)), int(rng.integers(E)), int(rng.integers(C))
+        if rng.random() < 0.5 and moves.can_swap(x, y):
+            predicted, after = moves.swap_latency_s(x, y), None
+            trial = moves.assignment
+            trial[[x, y]] = trial[[y, x]]
+            after = moves.swap(x, y)
+        elif moves.can_move(x, c):
+            predicted = moves.move_latency_s(x, c)
+            trial = moves.assignment
+            trial[x] = c
+            after = moves.move(x, c)
+        else:
+            continue
+        full = evaluate_stages(inst, start.with_layer(layer, moves.candidates[trial]), [layer], split=False)
+        assert predicted == after == full.stage_s[0]
+        checked += 1
+    assert checked > 40
+
+
+def test_layer_moves_refuse_bad_moves_clearly():
+    inst = build_instance("tiny")
+    moves = LayerMoves.for_layer(inst, analytic_placement(inst), 0)
+    own = int(moves.assignment[0])
+    with pytest.raises(PlacementError, match=rf"move = \(0, {own}\): needs a free seat"):
+        moves.move(0, own)
+    with pytest.raises(PlacementError, match=r"assignment = .*must give each of the 4 experts"):
+        LayerMoves.for_layer(inst, analytic_placement(inst), 0).set_assignment(np.array([0, 1, 2, 99]))
+
+
+@pytest.mark.parametrize("objective", ["max", "weighted"])
+def test_anneal_reaches_the_brute_force_optimum_on_tiny(objective):
+    inst = build_instance("tiny", objective=objective)
+    best = evaluate(inst, BruteForce().solve(inst)).latency_s
+    found = evaluate(inst, Anneal(iterations=4000, time_budget_s=60, seed=0).solve(inst)).latency_s
+    assert found == pytest.approx(best, rel=1e-12)
+    assert found <= evaluate(inst, analytic_placement(inst)).latency_s
+
+
+def test_anneal_never_ends_worse_than_its_start_on_paper():
+    inst = build_instance("paper", time_steps=16)
+    start = analytic_placement(inst)
+    solver = Anneal(iterations=2000, time_budget_s=60, seed=1)
+    found = solver.solve(inst)
+    before = evaluate_stages(inst, start, split=False).stage_s
+    after = evaluate_stages(inst, found, split=False).stage_s
+    assert np.all(after <= before)
+    assert solver.last_info["trials"] > 0
+    # Same seed and iterations: the same placement, bit for bit.
+    again = Anneal(iterations=2000, time_budget_s=60, seed=1).solve(inst)
+    np.testing.assert_array_equal(found.experts, again.experts)
+
+
+def test_anneal_rejects_bad_parameters():
+    with pytest.raises(ScenarioError, match=r"final_temperature = 1\.0: must not exceed initial_temperature"):
+        Anneal(initial_temperature=0.1, final_temperature=1.0)
+    with pytest.raises(ScenarioError, match="layers = 5: must be an integer \\[0, 2\\]"):
+        Anneal(layers=[5], iterations=10).solve(build_instance("tiny"))
+    with pytest.raises(ScenarioError, match="layers = 'ab': must be a list"):
+        LocalSearch(layers="ab")
+
+
+@pytest.mark.parametrize("scenario", PRESETS)
+def test_refine_env_passes_both_checkers_and_noop_scores_zero(scenario):
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make(REFINE, scenario=scenario, train_time_steps=4)
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped)
+    _, info = env.reset(seed=0)
+    assert info["ratio_to_analytic"] == 1.0 and info["latency_s"] == info["analytic_latency_s"]
+    _, reward, done, truncated, info = env.step(env.unwrapped.stop_action)
+    assert (reward, done, truncated) == (0.0, True, False)
+    assert info["ratio_to_analytic"] == 1.0
+
+
+@pytest.mark.parametrize("scenario,kwargs", [("tiny", {}), ("paper", {"train_time_steps": 16}),
+                                             ("deepseek-esft-packed", {"train_time_steps": 4, "tokens": 256})])
+@pytest.mark.parametrize("start", ["analytic", "random"])
+def test_refine_return_contract_on_random_actions(scenario, kwargs, start):
+    env = gym.make(REFINE, scenario=scenario, start=start, max_moves=40, **kwargs)
+    rng = np.random.default_rng(0)
+    for episode in range(3):
+        _, info = env.reset(seed=episode)
+        u = env.unwrapped
+        start_s, reference_s = info["latency_s"], info["analytic_latency_s"]
+        total, done, invalid = 0.0, False, 0
+        while not done:
+            mask = u.action_masks()
+            # Mostly valid actions, some invalid ones (they cost 0.1 and change nothing).
+            valid = np.flatnonzero(mask[:-1])
+            action = int(rng.choice(valid)) if rng.random() < 0.9 else int(rng.integers(u.n_actions - 1))
+            invalid += not mask[action]
+            _, reward, done, _, info = env.step(action)
+            total += reward
+        best = info["best_latency_s"]
+        assert total + 0.1 * invalid == pytest.approx((start_s - best) / reference_s, abs=1e-12)
+        if start == "analytic":
+            assert total + 0.1 * invalid == pytest.approx(1.0 - info["ratio_to_analytic"], abs=1e-12)
+        assert info["invalid_actions"] == invalid
+        # The best placement is scored by the one evaluator, as the env reported it.
+        assert scoring.objective_s(u.problem, u.placement) == best
+        assert u.placement.experts[int(u.problem.batch.layers[u.problem.first])].tolist() == \
+            u.problem.batch.candidates[u.problem.first][info["best_assignment"]].tolist()
+
+
+def test_refine_env_draws_the_same_instances_as_expert_placement():
+    refine = gym.make(REFINE, scenario="paper", train_time_steps=16)
+    place = gym.make("xnet_gym/ExpertPlacement-v0", scenario="paper", train_time_steps=16)
+    for seed in (0, 7):
+        refine.reset(seed=seed)
+        place.reset(seed=seed)
+        for _ in range(3):
+            a, b = refine.unwrapped.problem, place.unwrapped.problem
+            assert a.reference_s == b.reference_s
+            np.testing.assert_array_equal(a.batch.sets[a.first], b.batch.sets[b.first])
+            refine.reset()
+            place.reset()
+
+
+@pytest.mark.parametrize("scenario,kwargs", [("paper", {"train_time_steps": 16, "objective": "max"}),
+                                             ("deepseek-esft-packed", {"train_time_steps": 8, "tokens": 512})])
+def test_hill_climb_through_the_env_reproduces_local_search(scenario, kwargs):
+    env = gym.make(REFINE, scenario=scenario, max_moves=100_000, **kwargs)
+    for seed in (0, 1):
+        _, info = play(env, HillClimbPlayer(), seed=seed)
+        problem = env.unwrapped.problem
+        layer = int(problem.batch.layers[problem.first])
+        placement = LocalSearch(time_budget_s=600, layers=[layer]).solve(problem.instance)
+        np.testing.assert_array_equal(placement.experts[layer], env.unwrapped.placement.experts[layer])
+        assert info["best_latency_s"] == scoring.objective_s(problem, placement)
+
+
+def test_anneal_through_the_env_scores_what_solve_scores():
+    env = gym.make(REFINE, scenario="deepseek-esft-packed", train_time_steps=8, tokens=512)
+    improved = 0
+    for seed in (0, 1):
+        env.reset(seed=seed)
+        layer = int(env.unwrapped.problem.batch.layers[env.unwrapped.problem.first])
+        _, info = play(env, RefineSolverPlayer(Anneal(iterations=2000, time_budget_s=60, layers=[layer])), seed=seed)
+        problem = env.unwrapped.problem
+        solved = Anneal(iterations=2000, time_budget_s=60, layers=[layer]).solve(problem.instance)
+        assert info["best_latency_s"] == scoring.objective_s(problem, solved)
+        improved += info["ratio_to_analytic"] < 1.0
+    assert improved == 2             # real routing: the closed form is beatable on these layers
+
+
+def test_refine_env_inputs_fail_clearly():
+    with pytest.raises(ScenarioError, match="start = 'greedy': allowed: analytic, random"):
+        gym.make(REFINE, scenario="tiny", start="greedy")
+    with pytest.raises(ScenarioError, match="max_moves = 0: must be an integer >= 1"):
+        gym.make(REFINE, scenario="tiny", max_moves=0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'slots'"):
+        gym.make(REFINE, scenario="tiny", slots=3)
+    env = gym.make(REFINE, scenario="tiny")
+    with pytest.raises(ActionError, match="before reset"):
+        env.unwrapped.step(0)
+    env.reset(seed=0)
+    for bad in (1.5, True, float("inf"), env.unwrapped.n_actions, -1):
+        with pytest.raises(ActionError, match="must be an integer in"):
+            env.step(bad)
+    with pytest.raises(ScenarioError, match=r"options\['placement'\] = .*capacity 1"):
+        env.reset(options={"placement": np.array([0, 0, 1, 2])})
+    with pytest.raises(ScenarioError, match=r"options\['placement'\] = .*must be in \[0, 4\]"):
+        env.reset(options={"placement": np.array([0, 1, 2, 9])})
+    env.reset(seed=0, options={"placement": np.array([3, 2, 1, 0])})
+    np.testing.assert_array_equal(env.unwrapped.assignment, [3, 2, 1, 0])
