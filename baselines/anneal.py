@@ -28,7 +28,8 @@ from xnet_gym.instance import Instance
 from xnet_gym.moves import LayerMoves
 from xnet_gym.placement import Placement
 
-from .local_search import check_layers, climb, layers_to_search
+from .layer_subset import check_layers, layers_to_search
+from .local_search import climb
 
 
 class Anneal:

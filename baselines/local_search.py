@@ -13,10 +13,12 @@ from __future__ import annotations
 import time
 
 from xnet_gym.analytic import analytic_placement
-from xnet_gym.errors import ScenarioError, check_int, check_positive, field_error
+from xnet_gym.errors import ScenarioError, check_positive, field_error
 from xnet_gym.instance import Instance
 from xnet_gym.moves import LayerMoves
 from xnet_gym.placement import Placement
+
+from .layer_subset import check_layers, layers_to_search
 
 
 class LocalSearch:
@@ -46,22 +48,6 @@ class LocalSearch:
         self.last_info = {"improving_moves": improved_moves, "passes": passes,
                           "hit_time_budget": time.perf_counter() >= deadline}
         return current
-
-
-def check_layers(layers) -> list[int] | None:
-    """`layers=`: search only these layers (the others keep the start's experts)."""
-    if layers is None:
-        return None
-    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
-        raise field_error(ScenarioError, "layers", layers, "must be a list of layer indices or None")
-    return [check_int(ScenarioError, "layers", layer, 0) for layer in layers]
-
-
-def layers_to_search(layers: list[int] | None, instance: Instance) -> list[int]:
-    L = instance.n_layers
-    if layers is None:
-        return list(range(L))
-    return [check_int(ScenarioError, "layers", layer, 0, L - 1) for layer in layers]
 
 
 def climb(moves: LayerMoves, deadline: float) -> tuple[int, int]:

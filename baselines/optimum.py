@@ -29,6 +29,8 @@ from xnet_gym.instance import Instance
 from xnet_gym.latency import evaluate, evaluate_stages, leg_costs_s
 from xnet_gym.placement import Placement
 
+from .layer_subset import check_layers, layers_to_search
+
 
 def _slot_costs(instance: Instance, gateways, layer: int, cand: np.ndarray) -> np.ndarray:
     """(K, n) one expert's stage cost on each candidate in each slot (outage legs at the penalty)."""
@@ -40,8 +42,10 @@ class Optimum:
     randomized = False
     budget_parameter = "time_limit_s"     # what `xnet-gym compare --time-limit` sets
 
-    def __init__(self, time_limit_s: float = 10.0, mip_rel_gap: float = 1e-6):
-        """`time_limit_s` bounds each layer's MILP (so a model takes at most L times it)."""
+    def __init__(self, time_limit_s: float = 10.0, mip_rel_gap: float = 1e-6, layers=None):
+        """`time_limit_s` bounds each layer's MILP (so a model takes at most L times it);
+        `layers` solves only those layers (the others keep the closed form's experts)."""
+        self.layers = check_layers(layers)
         self.time_limit_s = check_positive(ScenarioError, "time_limit_s", time_limit_s)
         self.mip_rel_gap = check_positive(ScenarioError, "mip_rel_gap", mip_rel_gap)
         if self.mip_rel_gap >= 1:
@@ -50,10 +54,10 @@ class Optimum:
 
     def solve(self, instance: Instance) -> Placement:
         g = instance.layout.central_gateways
-        E, cap = instance.n_experts, instance.capacity
-        experts = np.empty((instance.n_layers, E), dtype=np.int64)
+        cap = instance.capacity
+        experts = analytic_placement(instance).experts.copy()
         bound, value, proven = 0.0, 0.0, True
-        for layer in range(instance.n_layers):
+        for layer in layers_to_search(self.layers, instance):
             cand, mean_cost = layer_costs(instance, g, layer)
             p = instance.trace.layer_probabilities(layer)
             if instance.objective == "weighted":

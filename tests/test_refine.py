@@ -198,3 +198,23 @@ def test_refine_env_inputs_fail_clearly():
         env.reset(options={"placement": np.array([0, 1, 2, 9])})
     env.reset(seed=0, options={"placement": np.array([3, 2, 1, 0])})
     np.testing.assert_array_equal(env.unwrapped.assignment, [3, 2, 1, 0])
+
+
+def test_refine_env_pickles_mid_episode_and_carries_on():
+    import pickle
+
+    env = gym.make(REFINE, scenario="paper", train_time_steps=16, start="random")
+    env.reset(seed=4)
+    u = env.unwrapped
+    env.step(int(np.flatnonzero(u.action_masks())[0]))
+    clone = pickle.loads(pickle.dumps(env))
+    assert len(pickle.dumps(env)) < 5e6
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        action = int(rng.choice(np.flatnonzero(u.action_masks()[:-1])))
+        o1, r1, d1, _, i1 = env.step(action)
+        o2, r2, d2, _, i2 = clone.step(action)
+        assert (r1, d1) == (r2, d2) and i1["best_latency_s"] == i2["best_latency_s"]
+        np.testing.assert_array_equal(o1["assignment"], o2["assignment"])
+        if d1:
+            break

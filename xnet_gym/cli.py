@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_nonneg_int, default=0, help="first seed of the random strategies")
     p.add_argument("--random-seeds", type=_positive_int, default=5, help="seeds averaged per random row")
     p.add_argument("--solvers", nargs="*", default=[],
-                   help="extra solvers: optimum, local-search, eplb, brute-force (tiny only)")
+                   help="extra solvers: optimum, local-search, anneal (the best-known search), eplb, "
+                        "brute-force (tiny only)")
     p.add_argument("--time-limit", type=_positive_float, default=10.0,
                    help="time budget in seconds of every solver that takes one (optimum: MILP seconds per "
                         "layer; local-search: total seconds; default 10)")

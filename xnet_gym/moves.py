@@ -84,6 +84,12 @@ class LayerMoves:
     def load(self) -> np.ndarray:
         return self._load.copy()
 
+    def views(self) -> tuple[np.ndarray, np.ndarray]:
+        """Read-only views of (assignment, load), for per-step readers that must not copy."""
+        a, load = self._a.view(), self._load.view()
+        a.flags.writeable = load.flags.writeable = False
+        return a, load
+
     def can_move(self, expert: int, candidate: int) -> bool:
         """A move to a free seat of another real candidate."""
         return (0 <= candidate < self.n_candidates and candidate != self._a[expert]

@@ -136,6 +136,9 @@ class ExpertRefineEnv(gym.Env):
         self.n_experts, self.n_candidates_max = E, C
         self._swap_x, self._swap_y = np.triu_indices(E, 1)
         self.n_moves, self.n_swaps = E * C, len(self._swap_x)
+        self._arange_c = np.arange(C)[None, :]
+        self._row_offsets = np.arange(E) * C          # one-hot index of expert e on candidate c: e*C + c
+        self._free = np.zeros(C, dtype=bool)
         self.stop_action = self.n_moves + self.n_swaps
         self.n_actions = n_actions = self.stop_action + 1
         self.action_space = spaces.Discrete(n_actions)
@@ -218,25 +221,26 @@ class ExpertRefineEnv(gym.Env):
 
     # ------------------------------------------------------------------------ internals
     def _mask_now(self) -> np.ndarray:
-        mv, C = self._moves, self.n_candidates_max
-        a = mv.assignment
-        free = np.zeros(C, dtype=bool)
-        free[: self._n_cand] = mv.load[: self._n_cand] < mv.capacity
-        moves = free[None, :] & (a[:, None] != np.arange(C)[None, :])
-        swaps = a[self._swap_x] != a[self._swap_y]
-        return np.concatenate([moves.ravel(), swaps, [True]]).astype(np.float32)
+        a, load = self._moves.views()
+        n = self._n_cand
+        free = self._free
+        free[:n] = load[:n] < self._moves.capacity
+        out = np.empty(self.n_actions, dtype=np.float32)
+        out[: self.n_moves] = (free[None, :] & (a[:, None] != self._arange_c)).ravel()
+        out[self.n_moves: self.stop_action] = a[self._swap_x] != a[self._swap_y]
+        out[-1] = 1.0
+        return out
 
     def _observation(self) -> dict[str, np.ndarray]:
-        E, C = self.n_experts, self.n_candidates_max
-        a = self._moves.assignment
-        onehot = np.zeros((E, C), dtype=np.float32)
-        onehot[np.arange(E), a] = 1.0
-        occupancy = np.zeros(C, dtype=np.float32)
-        occupancy[: self._n_cand] = self._moves.load[: self._n_cand] / self._moves.capacity
+        a, load = self._moves.views()
+        onehot = np.zeros(self.n_moves, dtype=np.float32)
+        onehot[self._row_offsets + a] = 1.0
+        occupancy = np.zeros(self.n_candidates_max, dtype=np.float32)
+        occupancy[: self._n_cand] = load[: self._n_cand] / self._moves.capacity
         progress = np.array([self._moves_left / self.max_moves,
                              min(self._moves.total_s / self._reference_s, RATIO_CLIP),
                              min(self._best_s / self._reference_s, RATIO_CLIP)], dtype=np.float32)
-        return {"expert_probability": self._prob.copy(), "expert_rank": self._rank.copy(), "assignment": onehot.ravel(),
+        return {"expert_probability": self._prob.copy(), "expert_rank": self._rank.copy(), "assignment": onehot,
                 "candidate_cost": self._cost.copy(), "candidate_occupancy": occupancy, "progress": progress,
                 "action_mask": self._mask_now()}
 
