@@ -105,6 +105,21 @@ class ActivationTrace:
             self._sets[layer] = cached
         return cached
 
+    def token_set_index(self, layer: int) -> np.ndarray:
+        """(tokens,) the row of `active_sets(layer)` each token's active set is."""
+        sets, _ = self.active_sets(layer)
+        rows = np.sort(self.experts[layer], axis=1).astype(np.int64)
+        # Both sides packed into the same integer key: distinct sets are sorted by it.
+        if sets.shape[1] * math.log2(max(self.n_experts, 2)) < 62:
+            key = self.n_experts ** np.arange(sets.shape[1] - 1, -1, -1, dtype=np.int64)
+            set_keys, token_keys = sets @ key, rows @ key
+        else:                                   # too many bits for one int64: rank the rows instead
+            _, inverse = np.unique(np.concatenate([sets, rows]), axis=0, return_inverse=True)
+            set_keys, token_keys = inverse.ravel()[: len(sets)], inverse.ravel()[len(sets):]
+        # Known sets (synthetic profiles) need not come in key order.
+        order = np.argsort(set_keys, kind="stable")
+        return order[np.searchsorted(set_keys[order], token_keys)]
+
     def coactivation(self, layer: int) -> np.ndarray:
         """(E, E) matrix C[e, f] = P(f active | e active), zero diagonal."""
         return coactivation_from_sets(*self.active_sets(layer), self.n_experts)

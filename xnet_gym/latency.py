@@ -233,3 +233,27 @@ def evaluate(instance: Instance, placement: Placement, split: bool = True) -> La
         objective=instance.objective,
         route=instance.route,
     )
+
+
+def token_latencies_s(instance: Instance, placement: Placement) -> np.ndarray:
+    """(tokens,) each token's latency under the physical `max` model, averaged over the
+    instance's time steps: t_lm + sum_l [t_attn(l) + its active set's slowest expert leg and
+    compute + the gateway hop of route="return"]. Under `objective="max"` their mean is
+    `evaluate(...).latency_s` (up to summation order); under `weighted` the surrogate has no
+    per-token form, and these are still the physical latencies."""
+    instance.validate(placement)
+    g = placement.gateways
+    L, E = placement.experts.shape
+    fixed = evaluate(instance.with_objective("max") if instance.objective != "max" else instance,
+                     placement, split=False)
+    per_token = np.full(instance.trace.n_tokens, fixed.latency_s - fixed.stage_s.sum())
+    layers = np.arange(L)
+    prop, bad = _legs(instance, g, np.repeat(layers, E), placement.experts.ravel())
+    n_t = len(instance.time_steps)
+    legs = (prop + bad * instance.outage_penalty_s).reshape(n_t, L, E)
+    for layer in range(L):                      # a loop over layers; tokens are vectorised
+        sets, _ = instance.trace.active_sets(layer)
+        sats = placement.experts[layer]
+        worst = worst_per_set_s(legs[:, layer, :], instance.expert_time_s[sats], sats, sets, instance.capacity)
+        per_token += worst[instance.trace.token_set_index(layer)] / n_t
+    return per_token
