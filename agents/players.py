@@ -91,8 +91,33 @@ class LearnedPlayer:
         return int(action)
 
 
+class _OneProblem:
+    """A generator that hands out one fixed problem (for playing a model on a given layer)."""
+
+    def __init__(self, problem):
+        self.problem, self.spec = problem, problem.spec
+
+    def __call__(self, rng, options=None):
+        return self.problem
+
+
+def play_on_instance(path, instance, layer: int):
+    """The placement a trained ExpertPlacement model gives `layer` of `instance` (the other
+    layers keep the closed form's experts)."""
+    from xnet_gym.envs import ExpertPlacementEnv, Problem
+
+    player = LearnedPlayer(path)
+    env = ExpertPlacementEnv(instance.scenario, generator=_OneProblem(Problem.from_instance(instance, layers=[layer])))
+    player.check(env)
+    obs, _ = env.reset(seed=0)
+    done = False
+    while not done:
+        obs, _, done, _, _ = env.step(player.act(env, obs))
+    return env.placement
+
+
 def needs_cheapest_free_wrapper(player) -> bool:
     return isinstance(player, LearnedPlayer) and player.algo == "ppo"
 
 
-__all__ = ["ALGOS", "AnalyticPlayer", "LearnedPlayer", "RandomPlayer", "XnetError", "load_model"]
+__all__ = ["ALGOS", "AnalyticPlayer", "LearnedPlayer", "RandomPlayer", "XnetError", "load_model", "play_on_instance"]

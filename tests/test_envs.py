@@ -246,12 +246,21 @@ def test_vectorised_envs():
 def test_render_modes():
     env = gym.make(EXPERT, scenario="tiny", render_mode="ansi", layer=0)
     env.reset(seed=0)
-    env.step(env.unwrapped.analytic_action())
+    first = env.unwrapped.analytic_action()
+    chosen = int(env.unwrapped.problem.rows.candidates[0, first])
+    env.step(first)
     text = env.render()
-    header, *grid = text.splitlines()
-    assert "gateway" in header and len(grid) == 3              # tiny: 3 planes
-    assert sum(row.count(" G") for row in grid) == 1
-    assert sum(row.count(" .") for row in grid) == 4          # 5 candidates, 1 expert placed
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0].startswith("layer 0: gateway 7 (G), next gateway 9")
+    assert lines[1].startswith("placing expert 1 (p = ")
+    grid = [line for line in lines if line[:5].strip().isdigit()]
+    assert len(grid) == 3                                        # tiny: 3 planes
+    cells = "".join(row.split("|", 1)[1] for row in grid)
+    assert cells.count(" G") == 1 and cells.count("[0]") == 1    # expert 0 on the chosen satellite, marked
+    assert sum(cells.count(f" {c}") for c in ".:-=+*#%") == 4     # 5 candidates, 1 taken
+    con = env.unwrapped.problem.instance.constellation
+    assert grid[int(con.plane[chosen])].count("[0]") == 1
     env = gym.make(EXPERT, scenario="tiny", render_mode="rgb_array")
     env.reset(seed=0)
     img = env.render()

@@ -1,4 +1,4 @@
-"""The `xnet-gym` command: scenarios, compare, and (with the rl extra) train, evaluate, run.
+"""The `xnet-gym` command: scenarios, compare, show, and (with the rl extra) train, evaluate, run.
 
 This module is the composition root: it alone imports `baselines` and `agents` (lazily, so
 the core install works without the `rl` extra), and nothing imports it.
@@ -81,23 +81,38 @@ def _instance_from_args(args):
     return inst
 
 
-def cmd_compare(args) -> int:
+def _solver_factories(names, time_limit: float) -> dict:
+    """{solver name: factory(seed) -> solver} with `--time-limit` as each one's budget."""
     import baselines
 
-    from .compare import format_table, score_strategies
-
-    inst = _instance_from_args(args)
     factories = {}
-    for name in list(baselines.paper_strategies()) + list(args.solvers or []):
+    for name in names:
         cls = type(baselines.get(name))
         kw = {}
         if getattr(cls, "budget_parameter", None):
-            kw[cls.budget_parameter] = args.time_limit
+            kw[cls.budget_parameter] = time_limit
         if getattr(cls, "randomized", False):
             factories[cls.name] = lambda s, cls=cls, kw=kw: cls(seed=s, **kw)
         else:
             factories[cls.name] = lambda s, cls=cls, kw=kw: cls(**kw)
-    result = score_strategies(inst, factories, random_seeds=args.random_seeds, seed=args.seed)
+    return factories
+
+
+def _compare_result(args, inst, keep_placements: bool = False) -> dict:
+    import baselines
+
+    from .compare import score_strategies
+
+    factories = _solver_factories(list(baselines.paper_strategies()) + list(args.solvers or []), args.time_limit)
+    return score_strategies(inst, factories, random_seeds=args.random_seeds, seed=args.seed,
+                            keep_placements=keep_placements)
+
+
+def cmd_compare(args) -> int:
+    from .compare import format_table
+
+    inst = _instance_from_args(args)
+    result = _compare_result(args, inst)
     if args.json:
         print(json.dumps({"scenario": inst.scenario.name, "objective": inst.objective, "route": inst.route,
                           "time_steps": len(inst.time_steps), "tokens": inst.trace.n_tokens, **result}, indent=2))
@@ -105,6 +120,75 @@ def cmd_compare(args) -> int:
         title = (f"scenario {inst.scenario.name}: {len(inst.time_steps)} time steps, {inst.trace.n_tokens} tokens, "
                  f"objective {inst.objective}, route {inst.route}; random rows: mean of {args.random_seeds} seeds")
         print(format_table(result, title))
+    return 0
+
+
+# ----------------------------------------------------------------------------- pictures
+def cmd_show_constellation(args) -> int:
+    from .instance import build_instance
+    from .show import canvas
+    from .show.constellation_map import constellation_frames, draw_constellation
+
+    out = canvas.check_image_path(args.out)
+    inst = build_instance(args.scenario, time_steps=args.time_steps)
+    n = inst.constellation.n_time_steps
+    if not 0 <= args.time_step < n:
+        raise XnetError(f"--time-step = {args.time_step}: the scenario has time steps 0..{n - 1}")
+    if out.suffix.lower() == ".gif":
+        canvas.save_gif(constellation_frames(inst, args.frames), out, fps=args.fps)
+    else:
+        canvas.save_png(draw_constellation(inst, args.time_step), out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _placement_of(policy: str, inst, layer: int, seed: int):
+    """A full placement from a policy name: analytic, random, a solver, or an SB3 model zip."""
+    import baselines
+
+    from .analytic import analytic_placement
+
+    if policy == "analytic":
+        return analytic_placement(inst)
+    if policy.endswith(".zip"):
+        _require_rl("show placement --policy PATH.zip")
+        from agents.players import play_on_instance
+        return play_on_instance(policy, inst, layer)
+    name = "RandIntra-CG" if policy == "random" else policy
+    solver = baselines.get(name)
+    if getattr(solver, "randomized", False):
+        solver = baselines.get(name, seed=seed)
+    return solver.solve(inst)
+
+
+def cmd_show_placement(args) -> int:
+    from .errors import ScenarioError, check_int
+    from .instance import build_instance
+    from .show import canvas
+    from .show.subnet_map import draw_placements
+
+    out = canvas.check_image_path(args.out, (".png",))
+    inst = build_instance(args.scenario, time_steps=args.time_steps)
+    layer = check_int(ScenarioError, "--layer", args.layer, 0, inst.n_layers - 1)
+    placements = {args.policy: _placement_of(args.policy, inst, layer, args.seed)}
+    if args.against:
+        placements[args.against] = _placement_of(args.against, inst, layer, args.seed)
+    canvas.save_png(draw_placements(inst, layer, placements), out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_show_breakdown(args) -> int:
+    from .latency import token_latencies_s
+    from .show import canvas
+    from .show.breakdown import draw_breakdown
+
+    out = canvas.check_image_path(args.out, (".png",))
+    inst = _instance_from_args(args)
+    result = _compare_result(args, inst, keep_placements=True)
+    tokens = {name: token_latencies_s(inst, p) for name, p in result.pop("placements").items()}
+    canvas.save_png(draw_breakdown(result, tokens), out)
+    print(f"wrote {out}")
     return 0
 
 
@@ -203,6 +287,20 @@ def _add_instance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--route", choices=("forward", "return"), help="default: the scenario's")
 
 
+def _add_compare_args(p: argparse.ArgumentParser) -> None:
+    _add_instance_args(p)
+    p.add_argument("--trace", help="activation trace: an .npz or an ESFT-format folder")
+    p.add_argument("--tokens", type=_positive_int, help="use only the trace's first N tokens")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="first seed of the random strategies")
+    p.add_argument("--random-seeds", type=_positive_int, default=5, help="seeds averaged per random row")
+    p.add_argument("--solvers", nargs="*", default=[],
+                   help="extra solvers: optimum, local-search, anneal (the best-known search), eplb, "
+                        "brute-force (tiny only)")
+    p.add_argument("--time-limit", type=_positive_float, default=10.0,
+                   help="time budget in seconds of every solver that takes one (optimum: MILP seconds per "
+                        "layer; local-search and anneal: total seconds; default 10)")
+
+
 def _add_env_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", default=ENV_IDS[0], choices=ENV_IDS)
     p.add_argument("--scenario", default="paper", help="preset name or scenario TOML path (default: paper)")
@@ -224,19 +322,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_scenarios)
 
     p = sub.add_parser("compare", help="score the paper's strategies (and solvers) on a scenario")
-    _add_instance_args(p)
-    p.add_argument("--trace", help="activation trace: an .npz or an ESFT-format folder")
-    p.add_argument("--tokens", type=_positive_int, help="use only the trace's first N tokens")
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="first seed of the random strategies")
-    p.add_argument("--random-seeds", type=_positive_int, default=5, help="seeds averaged per random row")
-    p.add_argument("--solvers", nargs="*", default=[],
-                   help="extra solvers: optimum, local-search, anneal (the best-known search), eplb, "
-                        "brute-force (tiny only)")
-    p.add_argument("--time-limit", type=_positive_float, default=10.0,
-                   help="time budget in seconds of every solver that takes one (optimum: MILP seconds per "
-                        "layer; local-search: total seconds; default 10)")
+    _add_compare_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_compare)
+
+    show = sub.add_parser("show", help="pictures: the constellation, a placement, where the latency goes "
+                                       "(needs matplotlib)").add_subparsers(dest="picture", required=True)
+    p = show.add_parser("constellation", help="every satellite, coloured by layer, with ISLs, gateways and "
+                                              "the ring path; .gif animates the time steps")
+    p.add_argument("--scenario", default="paper", help="preset name or scenario TOML path (default: paper)")
+    p.add_argument("--time-steps", dest="time_steps", type=_positive_int, help="default: the scenario's")
+    p.add_argument("--time-step", type=_nonneg_int, default=0, help="the time step drawn (PNG)")
+    p.add_argument("--frames", type=_positive_int, help="GIF: at most this many time steps (default all)")
+    p.add_argument("--fps", type=_positive_float, default=4.0, help="GIF frames per second")
+    p.add_argument("--out", default="constellation.png", help="a .png or .gif file")
+    p.set_defaults(func=cmd_show_constellation)
+    p = show.add_parser("placement", help="one layer's subnet with a placement (or two, side by side)")
+    p.add_argument("--scenario", default="paper", help="preset name or scenario TOML path (default: paper)")
+    p.add_argument("--time-steps", dest="time_steps", type=_positive_int, help="default: the scenario's")
+    p.add_argument("--layer", type=_nonneg_int, default=0)
+    p.add_argument("--policy", default="analytic",
+                   help="analytic | random | a solver (anneal, local-search, optimum, ...) | PATH.zip")
+    p.add_argument("--against", help="a second policy drawn beside the first, moved experts marked")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--out", default="placement.png", help="a .png file")
+    p.set_defaults(func=cmd_show_placement)
+    p = show.add_parser("breakdown", help="propagation / compute / outage per method, and per-token CDFs")
+    _add_compare_args(p)
+    p.add_argument("--out", default="breakdown.png", help="a .png file")
+    p.set_defaults(func=cmd_show_breakdown)
 
     rl = "" if all(importlib.util.find_spec(m) for m in RL_MODULES) else " (needs xnet-gym[rl])"
     p = sub.add_parser("train", help="train an SB3 policy on a placement env" + rl)

@@ -18,10 +18,12 @@ from .latency import evaluate
 
 
 def score_strategies(instance: Instance, solvers: dict[str, Callable], random_seeds: int = 5,
-                     seed: int = 0) -> dict:
+                     seed: int = 0, keep_placements: bool = False) -> dict:
     """{name: row} for `solvers` ({name: factory(seed) -> solver}); randomised solvers are
-    averaged over `random_seeds` seeds (seed, seed + 1, ...), and their spread is reported."""
+    averaged over `random_seeds` seeds (seed, seed + 1, ...), and their spread is reported.
+    `keep_placements` adds {"placements": {name: the first seed's Placement}}."""
     rows: dict[str, dict] = {}
+    placements: dict = {}
     reference = None
     for name, factory in solvers.items():
         probe = factory(seed)
@@ -35,6 +37,7 @@ def score_strategies(instance: Instance, solvers: dict[str, Callable], random_se
             placement = solver.solve(instance)
             times.append(time.perf_counter() - t0)
             reports.append(evaluate(instance, placement))
+            placements.setdefault(name, placement)
         lat = np.array([r.latency_s for r in reports])
         rows[name] = {
             "latency_s": float(lat.mean()),
@@ -57,7 +60,10 @@ def score_strategies(instance: Instance, solvers: dict[str, Callable], random_se
         row["gap_to_best_known"] = row["latency_s"] / best - 1.0
         if bound is not None:
             row["gap_to_bound"] = row["latency_s"] / bound - 1.0
-    return {"reference": reference, "best_known_s": best, "lower_bound_s": bound, "methods": rows}
+    result = {"reference": reference, "best_known_s": best, "lower_bound_s": bound, "methods": rows}
+    if keep_placements:
+        result["placements"] = placements
+    return result
 
 
 def format_table(result: dict, title: str = "") -> str:

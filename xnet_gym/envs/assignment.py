@@ -142,6 +142,7 @@ class AssignmentEnv(gym.Env):
         self._n = n
         self._done = False
         self._final: Placement | None = None
+        self._last_choice: int | None = None           # satellite of the last step, for render
         self._capacity = problem.spec.capacity
         self._experts = problem.base_experts.copy()           # the rows are overwritten as experts are placed
         self._cand_index = np.empty((n, E), dtype=np.int64)
@@ -231,7 +232,7 @@ class AssignmentEnv(gym.Env):
             a = int(np.argmin(np.where(mask, problem.batch.cost_s[self._first + li], np.inf)))
             self._invalid += 1
         layer = self._layers[li]
-        self._experts[layer, e] = self._candidates[li][a]
+        self._experts[layer, e] = self._last_choice = self._candidates[li][a]
         self._cand_index[li, e] = a
         counts = self._count[li]
         count = counts[a] = counts[a] + 1
@@ -287,9 +288,9 @@ class AssignmentEnv(gym.Env):
         li = min(self._li, self._n - 1)
         shown = self._experts.copy()
         shown[self._layers] = np.where(self._cand_index >= 0, shown[self._layers], -1)
-        if self.render_mode == "ansi":
-            return self.viewer.ansi(self._problem, li, shown)
-        return self.viewer.rgb_array(self._problem, li, shown)
+        current = None if self._done else self.current_expert
+        draw = self.viewer.ansi if self.render_mode == "ansi" else self.viewer.rgb_array
+        return draw(self._problem, li, shown, current=current, choice=self._last_choice)
 
     def close(self):
         self.viewer.close()

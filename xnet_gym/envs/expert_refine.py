@@ -351,9 +351,8 @@ class ExpertRefineEnv(gym.Env):
         if self.render_mode is None or self._problem is None:
             return None
         shown = self._to_placement(self._moves.assignment).experts
-        if self.render_mode == "ansi":
-            return self.viewer.ansi(self._problem, 0, shown)
-        return self.viewer.rgb_array(self._problem, 0, shown)
+        draw = self.viewer.ansi if self.render_mode == "ansi" else self.viewer.rgb_array
+        return draw(self._problem, 0, shown)
 
     def close(self):
         self.viewer.close()

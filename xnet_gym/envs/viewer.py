@@ -1,9 +1,11 @@
-"""Renders the current layer's subnet: `ansi` text, or an RGB array drawn with matplotlib.
+"""Renders the current layer's subnet in its neighbourhood: `ansi` text within 80 columns,
+or an RGB array drawn by `xnet_gym.show.subnet_map` (matplotlib's object API, so the user's
+global backend is never touched; matplotlib is optional: `pip install xnet-gym[viz]`).
 
-The grid is the subnet's (plane, along-track slot) layout; G marks the gateway, numbers are
-placed expert ids, `.` is a free candidate. matplotlib is optional (`pip install
-xnet-gym[viz]`) and is used through its object API (`Figure` + `FigureCanvasAgg`), so the
-user's global backend is never touched.
+Both show the same things: the subnet and its neighbouring slots, the gateway (G) and the
+next layer's gateway (g, or its slot offset when outside the window), candidates shaded by
+expected stage cost, the experts placed so far, the expert being placed and the satellite
+the last step chose.
 """
 
 from __future__ import annotations
@@ -12,82 +14,89 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import XnetError
+from ..latency import expected_stage_cost_s
 from .problem import Problem
+
+WIDTH = 80
+SHADES = ".:-=+*#%"          # cheap to expensive, by the candidate's expected stage cost
+MARGIN_SLOTS = 1
+CELL = 4                     # characters per (plane, slot) cell
 
 
 class Viewer:
     def __init__(self):
         self._fig: Any = None
-        self._canvas: Any = None
 
     def __getstate__(self):
-        return {"_fig": None, "_canvas": None}
+        return {"_fig": None}
 
-    @staticmethod
-    def _grid(problem: Problem, li: int, experts: np.ndarray):
+    def ansi(self, problem: Problem, li: int, experts: np.ndarray, current: int | None = None,
+             choice: int | None = None) -> str:
         inst = problem.instance
-        layer = int(problem.rows.layers[li])
-        sats = inst.layout.subnet(layer)
         con = inst.constellation
-        planes, along = con.plane[sats], con.slot[sats]
-        gateway = int(problem.gateways[layer])
+        layer = int(problem.rows.layers[li])
+        g, gn = int(problem.gateways[layer]), int(problem.gateways[(layer + 1) % len(problem.gateways)])
+        S = con.sats_per_plane
+        offset = (con.slot - con.slot[g] + S // 2) % S - S // 2
+        subnet = inst.layout.subnet(layer)
+        cand = subnet[subnet != g]
+        lo, hi = offset[subnet].min() - MARGIN_SLOTS, offset[subnet].max() + MARGIN_SLOTS
+        max_cols = (WIDTH - 10) // CELL
+        if hi - lo + 1 > max_cols:                  # keep the gateway's neighbourhood within 80 columns
+            lo, hi = -(max_cols // 2), max_cols - max_cols // 2 - 1
+        cost = expected_stage_cost_s(inst, problem.gateways, layer, cand)
+        span = np.ptp(cost) or 1.0
+        shade = {int(s): SHADES[min(int((c - cost.min()) / span * len(SHADES)), len(SHADES) - 1)]
+                 for s, c in zip(cand, cost)}
         placed: dict[int, list[int]] = {}
         for e, s in enumerate(experts[layer]):
-            placed.setdefault(int(s), []).append(e)
-        return layer, sats, planes, along, gateway, placed
-
-    def ansi(self, problem: Problem, li: int, experts: np.ndarray) -> str:
-        layer, sats, planes, along, gateway, placed = self._grid(problem, li, experts)
-        p_vals, s_vals = np.unique(planes), np.unique(along)
-        cell = {(int(p), int(s)): int(n) for n, p, s in zip(sats, planes, along)}
-        lines = [f"layer {layer}: subnet of {len(sats)} satellites, gateway {gateway} (G); "
-                 f"rows = planes, columns = along-track slots"]
-        for p in p_vals:
-            row = []
-            for s in s_vals:
-                n = cell.get((int(p), int(s)))
-                if n is None:
-                    row.append("  ")
-                elif n == gateway:
-                    row.append(" G")
-                elif n in placed:
-                    row.append(",".join(map(str, placed[n])).rjust(2))
-                else:
-                    row.append(" .")
-            lines.append(f"plane {int(p):3d} |" + " ".join(row))
+            if s >= 0:
+                placed.setdefault(int(s), []).append(e)
+        in_subnet = set(subnet.tolist())
+        grid: dict[tuple[int, int], str] = {}
+        for n in np.flatnonzero((offset >= lo) & (offset <= hi)).tolist():
+            if n == g:
+                text = "G"
+            elif n == gn:
+                text = "g"
+            elif n in placed:
+                es = placed[n]
+                text = str(es[0]) if len(es) == 1 else f"{es[0]}+"
+            elif n in in_subnet:
+                text = shade.get(n, "?")
+            else:
+                text = "o"                              # a satellite of a neighbouring subnet
+            if n == choice:
+                text = f"[{text}]"
+            grid[(int(con.plane[n]), int(offset[n]))] = text[: CELL - 1].rjust(CELL - 1)
+        head = (f"layer {layer}: gateway {g} (G), next gateway {gn} "
+                f"({'g' if lo <= offset[gn] <= hi else f'slot offset {int(offset[gn]):+d}'})")
+        lines = [head[:WIDTH]]
+        if current is not None:
+            probs = inst.trace.layer_probabilities(layer)
+            lines.append(f"placing expert {current} (p = {probs[current]:.3f}); [x] = last step's choice"[:WIDTH])
+        lines.append(f"free candidate by cost, cheap to dear: {SHADES}  digits: experts  o: other subnet"[:WIDTH])
+        lines.append("plane | " + "".join(f"{s:+d}".rjust(CELL) for s in range(lo, hi + 1)))
+        for p in range(con.n_planes):
+            row = "".join(grid.get((p, s), " " * (CELL - 1)).rjust(CELL) for s in range(lo, hi + 1))
+            if row.strip():
+                lines.append(f"{p:5d} | {row}"[:WIDTH])
         return "\n".join(lines) + "\n"
 
-    def rgb_array(self, problem: Problem, li: int, experts: np.ndarray) -> np.ndarray:
-        try:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-        except ImportError:
-            raise XnetError("render_mode = 'rgb_array' needs matplotlib: pip install 'xnet-gym[viz]'") from None
-        layer, sats, planes, along, gateway, placed = self._grid(problem, li, experts)
-        probs = problem.instance.trace.layer_probabilities(layer)
+    def rgb_array(self, problem: Problem, li: int, experts: np.ndarray, current: int | None = None,
+                  choice: int | None = None) -> np.ndarray:
+        from ..show import canvas
+        from ..show.subnet_map import draw_subnet
+
+        layer = int(problem.rows.layers[li])
         if self._fig is None:
-            self._fig = Figure(figsize=(6, 4), dpi=80)
-            self._canvas = FigureCanvasAgg(self._fig)
+            self._fig = canvas.figure(7, 6, dpi=80)
         fig = self._fig
         fig.clf()
-        ax = fig.add_subplot(111)
-        ax.scatter(along, planes, s=12, c="lightgray", label="candidate")
-        pos = {int(n): (s, p) for n, p, s in zip(sats, planes, along)}
-        gx, gy = pos.get(gateway, (np.nan, np.nan))
-        for n, es in placed.items():
-            if n not in pos:
-                continue
-            x, y = pos[n]
-            ax.plot([gx, x], [gy, y], color="tab:blue", alpha=0.3, lw=1)
-            ax.scatter([x], [y], s=40 + 600 * probs[es].sum(), c="tab:orange", alpha=0.8)
-            ax.annotate(",".join(map(str, es)), (x, y), fontsize=7, ha="center", va="center")
-        ax.scatter([gx], [gy], marker="*", s=250, c="tab:red", label="gateway")
-        ax.set_xlabel("along-track slot")
-        ax.set_ylabel("plane")
-        ax.set_title(f"layer {layer}: experts sized by activation probability")
-        self._canvas.draw()
-        return np.asarray(self._canvas.buffer_rgba())[..., :3].copy()
+        draw_subnet(fig.add_subplot(111), problem.instance, layer, problem.gateways, experts[layer],
+                    current=current, choice=choice, title=f"layer {layer}")
+        fig.tight_layout()
+        return canvas.rgb(fig)
 
     def close(self):
-        self._fig = self._canvas = None
+        self._fig = None

@@ -1,0 +1,69 @@
+"""Figures without the global matplotlib state, and atomic PNG and GIF files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import atomic_write
+from ..errors import XnetError, field_error
+
+IMAGE_SUFFIXES = (".png", ".gif")
+
+
+def figure(width_in: float, height_in: float, dpi: int = 100) -> Any:
+    """A matplotlib Figure with its own Agg canvas (the user's backend is never touched)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise XnetError("pictures need matplotlib: pip install 'xnet-gym[viz]'") from None
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def rgb(fig) -> np.ndarray:
+    """(H, W, 3) uint8 pixels of a figure."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def check_image_path(path, allowed=IMAGE_SUFFIXES) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in allowed:
+        raise field_error(XnetError, "--out", str(path), f"must end in {' or '.join(allowed)}")
+    if path.exists() and path.is_dir():
+        raise field_error(XnetError, "--out", str(path), "is a folder; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    for folder in (parent, *parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise field_error(XnetError, "--out", str(path), f"{folder} is a file, not a folder")
+            break
+    return path
+
+
+def save_png(fig, path) -> Path:
+    path = check_image_path(path, (".png",))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    return path
+
+
+def save_gif(frames: list[np.ndarray], path, fps: float = 4.0) -> Path:
+    """An animated GIF (Pillow) of RGB frames, looping forever."""
+    path = check_image_path(path, (".gif",))
+    try:
+        from PIL import Image
+    except ImportError:
+        raise XnetError("GIFs need Pillow (it comes with matplotlib): pip install 'xnet-gym[viz]'") from None
+    images = [Image.fromarray(f) for f in frames]
+
+    def write(tmp: str) -> None:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=round(1000 / fps), loop=0)
+
+    atomic_write(path, write)
+    return path
