@@ -27,6 +27,7 @@ Writes `headroom.csv` and `headroom.png` into `--out`, and prints the table.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import time
 from pathlib import Path
@@ -39,9 +40,11 @@ from xnet_gym.atomic import atomic_write_text
 from xnet_gym.instance import build_instance
 from xnet_gym.latency import evaluate_stages
 from xnet_gym.scenario import load_scenario
+from xnet_gym.show import canvas
 
 LAYERS_OF = {"paper": [0, 8, 16, 24], "deepseek-esft": [1, 8, 16, 24], "deepseek-esft-packed": [1, 8, 16, 24]}
 MILP_MAX_EXPERTS = 16
+TEXT_FIELDS = ("family", "knob", "preset", "objective", "layers")
 TIME_STEPS = 8
 
 
@@ -103,12 +106,8 @@ def measure(family, knob, preset, scenario, objective, budget_s: float, seed: in
 
 
 def write_plot(rows: list[dict], path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     families = list(dict.fromkeys(r["family"] for r in rows))
-    fig = Figure(figsize=(4.2 * len(families), 3.6), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = canvas.figure(4.2 * len(families), 3.6)
     for i, family in enumerate(families):
         ax = fig.add_subplot(1, len(families), i + 1)
         sub = [r for r in rows if r["family"] == family]
@@ -123,13 +122,11 @@ def write_plot(rows: list[dict], path: Path) -> None:
         ax.set_title(family.replace("_", " "))
         ax.set_ylabel("% below the closed form" if i == 0 else "")
         ax.axhline(0, color="black", lw=0.6)
-        if i == 0:
-            ax.legend(fontsize=8)
+    handles = {h.get_label(): h for ax in fig.axes for h in ax.get_legend_handles_labels()[0]}
+    fig.legend(list(handles.values()), list(handles), loc="upper right", fontsize=8)
     fig.suptitle("Headroom: how much the best known placement beats the closed form (stage latency)")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    tmp.replace(path)
+    canvas.save_png(fig, path)
 
 
 def main(argv=None):
@@ -139,9 +136,16 @@ def main(argv=None):
     parser.add_argument("--out", default="benchmarks/results", help="folder for headroom.csv and headroom.png")
     parser.add_argument("--families", nargs="*", default=None,
                         help="only these families: capacity, coactivation, compute_gflops, objective")
+    parser.add_argument("--plot-only", action="store_true", help="redraw headroom.png from --out's headroom.csv")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.plot_only:
+        with open(out / "headroom.csv") as fh:
+            rows = [{k: (v if k in TEXT_FIELDS else float(v)) for k, v in r.items()} for r in csv.DictReader(fh)]
+        write_plot(rows, out / "headroom.png")
+        print(f"wrote {out / 'headroom.png'}")
+        return rows
     rows = []
     for family, knob, preset, scenario, objective in points():
         if args.families and family not in args.families:
