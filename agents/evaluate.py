@@ -118,20 +118,14 @@ def smoothed_curve(steps: np.ndarray, ratio: np.ndarray, window: int = 50, point
 
 
 def write_plot(rows: list[dict], path, curve_csv=None) -> None:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        from xnet_gym.errors import XnetError
-        raise XnetError("--plot needs matplotlib: pip install 'xnet-gym[viz]'") from None
+    from xnet_gym.show import canvas
+
     curve = None
     if curve_csv and Path(curve_csv).is_file():
         data = np.atleast_1d(np.genfromtxt(curve_csv, delimiter=",", names=True))
         if data.size > 1:
             curve = smoothed_curve(data["timesteps"], data["ratio_to_analytic"])
-    # The object API, not pyplot: the user's global backend and figure registry stay untouched.
-    fig = Figure(figsize=(11 if curve is not None else 6, 4))
-    canvas = FigureCanvasAgg(fig)
+    fig = canvas.figure(11 if curve is not None else 6, 4, dpi=90)
     axes = np.atleast_1d(fig.subplots(1, 2 if curve is not None else 1))
     names = [r["policy"] for r in rows]
     axes[0].bar(names, [r["geomean_ratio_to_analytic"] for r in rows], color="tab:blue")
@@ -146,9 +140,4 @@ def write_plot(rows: list[dict], path, curve_csv=None) -> None:
         axes[1].set_ylabel("latency / analytic")
         axes[1].legend()
     fig.tight_layout()
-
-    def write(tmp: str) -> None:
-        fig.savefig(tmp, format="png", dpi=90)
-
-    atomic_write(path, write)
-    del canvas
+    canvas.save_png(fig, path)

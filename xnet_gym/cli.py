@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -156,9 +157,11 @@ def _placement_of(policy: str, inst, layer: int, seed: int):
         return play_on_instance(policy, inst, layer)
     name = "RandIntra-CG" if policy == "random" else policy
     solver = baselines.get(name)
-    if getattr(solver, "randomized", False):
-        solver = baselines.get(name, seed=seed)
-    return solver.solve(inst)
+    params = inspect.signature(type(solver)).parameters
+    kw: dict = {"seed": seed} if "seed" in params else {}
+    if "layers" in params:                     # search only the layer that is drawn
+        kw["layers"] = [layer]
+    return baselines.get(name, **kw).solve(inst)
 
 
 def cmd_show_placement(args) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import ActionError, ScenarioError, check_choice, field_error
 from ..placement import Placement
 from . import scoring
-from .generator import Generator, PlacementGenerator
+from .generator import Generator, resolve_generator
 from .layout import DictLayout, make_layout
 from .observation import ObservationBuilder, Progress
 from .problem import Problem
@@ -73,14 +73,10 @@ class AssignmentEnv(gym.Env):
             check_choice(ScenarioError, "render_mode", render_mode, self.metadata["render_modes"])
         if reward_fn is None:
             reward_fn = REWARDS[check_choice(ScenarioError, "reward", reward, tuple(REWARDS))]()
-        if generator is None:
-            generator = PlacementGenerator(
-                scenario, scope=self.scope, layer=layer, randomize_activation=randomize_activation,
-                train_time_steps=train_time_steps, tokens=tokens, expert_order=expert_order, objective=objective,
-                route=route, layer_strategy=layer_strategy, time_steps=time_steps)
-        elif not isinstance(generator, Generator):
-            raise ScenarioError(f"generator = {type(generator).__name__}: needs a `spec` attribute and a "
-                                f"__call__(rng, options) -> Problem (see xnet_gym.envs.generator.Generator)")
+        generator = resolve_generator(
+            generator, scenario, self.scope, layer=layer, randomize_activation=randomize_activation,
+            train_time_steps=train_time_steps, tokens=tokens, expert_order=expert_order, objective=objective,
+            route=route, layer_strategy=layer_strategy, time_steps=time_steps)
         self.generator = generator
         self.reward_fn = reward_fn
         self._reward_start = getattr(reward_fn, "start", _no_start)

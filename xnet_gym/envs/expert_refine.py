@@ -12,7 +12,7 @@ from ..errors import ActionError, ScenarioError, check_choice, check_int, field_
 from ..placement import Placement
 from . import scoring
 from .assignment import DEPRECATED_KWARGS, render_modes
-from .generator import Generator, PlacementGenerator
+from .generator import Generator, resolve_generator
 from .observation import normalised_cost
 from .problem import Problem
 from .reward import INVALID_ACTION_PENALTY
@@ -121,14 +121,10 @@ class ExpertRefineEnv(gym.Env):
         if render_mode is not None:
             check_choice(ScenarioError, "render_mode", render_mode, self.metadata["render_modes"])
         self.start = check_choice(ScenarioError, "start", start, STARTS)
-        if generator is None:
-            generator = PlacementGenerator(
-                scenario, scope="stage", layer=layer, randomize_activation=randomize_activation,
-                train_time_steps=train_time_steps, tokens=tokens, expert_order=expert_order, objective=objective,
-                route=route, layer_strategy=layer_strategy, time_steps=time_steps)
-        elif not isinstance(generator, Generator):
-            raise ScenarioError(f"generator = {type(generator).__name__}: needs a `spec` attribute and a "
-                                f"__call__(rng, options) -> Problem (see xnet_gym.envs.generator.Generator)")
+        generator = resolve_generator(
+            generator, scenario, "stage", layer=layer, randomize_activation=randomize_activation,
+            train_time_steps=train_time_steps, tokens=tokens, expert_order=expert_order, objective=objective,
+            route=route, layer_strategy=layer_strategy, time_steps=time_steps)
         self.generator = generator
         spec = generator.spec
         E, C = spec.n_experts, spec.n_candidates_max

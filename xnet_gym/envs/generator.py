@@ -64,6 +64,17 @@ class Generator(Protocol):
     def __call__(self, rng: np.random.Generator, options: dict | None = None) -> Problem: ...
 
 
+def resolve_generator(generator, scenario, scope: str, **instance_kwargs) -> Generator:
+    """An env's `generator=` kwarg: the default PlacementGenerator over `scenario` when None,
+    else a checked user generator."""
+    if generator is None:
+        return PlacementGenerator(scenario, scope=scope, **instance_kwargs)
+    if not isinstance(generator, Generator):
+        raise ScenarioError(f"generator = {type(generator).__name__}: needs a `spec` attribute and a "
+                            f"__call__(rng, options) -> Problem (see xnet_gym.envs.generator.Generator)")
+    return generator
+
+
 def _optional_int(name: str, value, low: int, high: int | None = None) -> int | None:
     return None if value is None else check_int(ScenarioError, name, value, low, high)
 
