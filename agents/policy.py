@@ -2,9 +2,11 @@
 
 Every candidate satellite is encoded by one shared MLP from its own features plus the
 current expert's features, so the network is the same whatever the candidate count and is
-equivariant to the candidates' order. A pooled context is added to each candidate's
-embedding, and a shared scorer turns each into one action logit (a pointer-style head). The
-value head reads the pooled context.
+equivariant to the candidates' order. With `encoder="attention"` a Transformer encoder layer
+then lets every candidate attend to every other (masked-out candidates are not attended to):
+a candidate can be compared with the others, not only with their mean. A pooled context is
+added to each candidate's embedding, and a shared scorer turns each into one action logit (a
+pointer-style head). The value head reads the pooled context.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def candidate_keys(observation_space: spaces.Dict) -> list[str]:
 class CandidateExtractor(BaseFeaturesExtractor):
     """Dict observation -> [per-candidate logits (C), pooled context (2H)]."""
 
-    def __init__(self, observation_space: spaces.Dict, hidden: int = 64):
+    def __init__(self, observation_space: spaces.Dict, hidden: int = 64, encoder: str = "mlp", heads: int = 4):
         C = observation_space["action_mask"].shape[0]
         n_expert = observation_space["expert"].shape[0]
         super().__init__(observation_space, features_dim=C + 2 * hidden)
@@ -35,11 +37,18 @@ class CandidateExtractor(BaseFeaturesExtractor):
         self.encoder = nn.Sequential(nn.Linear(len(self.candidate_keys) + n_expert, hidden), nn.ReLU(),
                                      nn.Linear(hidden, hidden), nn.ReLU())
         self.scorer = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        if encoder not in ("mlp", "attention"):
+            raise ValueError(f"encoder = {encoder!r}: allowed: mlp, attention")
+        self.attention = (nn.TransformerEncoderLayer(hidden, heads, 2 * hidden, dropout=0.0, batch_first=True)
+                          if encoder == "attention" else None)
 
     def forward(self, obs: dict) -> th.Tensor:
         cand = th.stack([obs[k] for k in self.candidate_keys], dim=-1)            # (B, C, F)
         expert = obs["expert"][:, None, :].expand(-1, cand.shape[1], -1)
         h = self.encoder(th.cat([cand, expert], dim=-1))                      # (B, C, H)
+        if self.attention is not None:
+            # A masked candidate is never attended to (the mask is never all zeros).
+            h = self.attention(h, src_key_padding_mask=obs["action_mask"] < 0.5)
         mask = obs["action_mask"][..., None]
         mean = (h * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         peak = h.max(dim=1).values

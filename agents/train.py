@@ -48,6 +48,7 @@ DEFAULT_HYPERPARAMETERS = {
     "vf_coef": 0.5,
     "max_grad_norm": 0.5,
     "hidden": 64,
+    "encoder": "mlp",           # the ExpertPlacement policy's candidate encoder: "mlp" or "attention"
 }
 # Episodes score on this many random time steps (of the scenario's), for faster steps;
 # evaluation always uses every slot.
@@ -188,11 +189,25 @@ def make_train_env(env_id: str, env_kwargs: dict, algo: str, n_envs: int, seed: 
 
 def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int = 100_000, seed: int = 0,
           out="runs/default", env_kwargs: dict | None = None, resume: bool = False,
-          progress_bar: bool = True, hyperparameters: dict | None = None, verbose: int = 0) -> Path:
+          progress_bar: bool = True, hyperparameters: dict | None = None, verbose: int = 0,
+          imitate: str | None = None, imitation_steps: int = 20_000) -> Path:
     if algo not in ALGOS:
         raise field_error(XnetError, "--algo", algo, f"allowed: {', '.join(ALGOS)}")
-    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps <= 0:
-        raise field_error(XnetError, "--timesteps", timesteps, "must be an integer > 0")
+    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 0:
+        raise field_error(XnetError, "--timesteps", timesteps, "must be an integer >= 0 (0: imitation only)")
+    if imitate is not None:
+        from .imitation import EXPERTS
+        if imitate not in EXPERTS:
+            raise field_error(XnetError, "--imitate", imitate, f"allowed: {', '.join(EXPERTS)}")
+        if algo != "maskable_ppo":
+            raise field_error(XnetError, "--imitate", imitate, "needs --algo maskable_ppo (the masked policy)")
+        if resume:
+            raise field_error(XnetError, "--imitate", imitate, "warm-starts a new run; not with --resume")
+    elif timesteps == 0:
+        raise field_error(XnetError, "--timesteps", timesteps, "must be > 0 without --imitate")
+    if env_id.endswith("ExpertRefine-v0") and (algo != "maskable_ppo" or imitate is not None):
+        raise field_error(XnetError, "--env", env_id, "trains with --algo maskable_ppo and without --imitate "
+                          "(its episodes already start from the closed form)")
     out = Path(out)
     check_output_folder(out)
     created = not out.exists()
@@ -209,14 +224,16 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
     if resume:
         check_resume_config(out, env_id, algo, kwargs)
     try:
-        return _train(env_id, algo, timesteps, seed, out, kwargs, resume, progress_bar, hp, verbose)
+        return _train(env_id, algo, timesteps, seed, out, kwargs, resume, progress_bar, hp, verbose,
+                      imitate, imitation_steps)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()                                  # a failed run leaves no empty folder
         raise
 
 
-def _train(env_id, algo, timesteps, seed, out: Path, kwargs, resume, progress_bar, hp, verbose) -> Path:
+def _train(env_id, algo, timesteps, seed, out: Path, kwargs, resume, progress_bar, hp, verbose,
+           imitate=None, imitation_steps=0) -> Path:
     venv = make_train_env(env_id, kwargs, algo, hp["n_envs"], seed)
     if algo == "maskable_ppo":
         from sb3_contrib import MaskablePPO as cls
@@ -224,6 +241,12 @@ def _train(env_id, algo, timesteps, seed, out: Path, kwargs, resume, progress_ba
     else:
         from stable_baselines3 import PPO as cls
         policy = CandidatePolicy
+    policy_kwargs: dict = {"features_extractor_kwargs": {"hidden": hp["hidden"], "encoder": hp["encoder"]}}
+    if env_id.endswith("ExpertRefine-v0"):
+        # Moves and swaps of experts, not candidates for one expert: an expert-pair policy.
+        from .refine_policy import RefineMaskablePolicy
+        policy = RefineMaskablePolicy
+        policy_kwargs = {"features_extractor_kwargs": {"hidden": hp["hidden"]}}
     model_path = out / "model.zip"
     checkpoints = out / "checkpoints"
     start = None
@@ -237,7 +260,14 @@ def _train(env_id, algo, timesteps, seed, out: Path, kwargs, resume, progress_ba
         algo_kwargs = {k: hp[k] for k in ("n_steps", "batch_size", "n_epochs", "learning_rate", "gamma",
                                          "gae_lambda", "clip_range", "ent_coef", "vf_coef", "max_grad_norm")}
         model = cls(policy, venv, seed=seed, device="cpu", verbose=verbose, tensorboard_log=str(out / "tb"),
-                    policy_kwargs={"features_extractor_kwargs": {"hidden": hp["hidden"]}}, **algo_kwargs)
+                    policy_kwargs=policy_kwargs, **algo_kwargs)
+    imitation = None
+    if imitate is not None:
+        from .imitation import behaviour_clone, collect_demonstrations
+        t_bc = time.perf_counter()
+        imitation = {"expert": imitate, "steps": imitation_steps,
+                     **behaviour_clone(model, collect_demonstrations(venv, imitation_steps, imitate), seed=seed)}
+        imitation["wall_time_s"] = time.perf_counter() - t_bc
     out.mkdir(parents=True, exist_ok=True)
     if start is None:
         (out / "training_curve.csv").unlink(missing_ok=True)     # a fresh run starts a fresh curve
@@ -248,8 +278,9 @@ def _train(env_id, algo, timesteps, seed, out: Path, kwargs, resume, progress_ba
     steps_before = int(model.num_timesteps) if start is not None else 0
     interrupted = False
     try:
-        model.learn(total_timesteps=timesteps, callback=callbacks, progress_bar=progress_bar,
-                    reset_num_timesteps=start is None, tb_log_name="run")
+        if timesteps > 0:
+            model.learn(total_timesteps=timesteps, callback=callbacks, progress_bar=progress_bar,
+                        reset_num_timesteps=start is None, tb_log_name="run")
     except KeyboardInterrupt:
         interrupted = True                    # keep what was learned: save below, then report
     wall = time.perf_counter() - t0
@@ -257,7 +288,8 @@ def _train(env_id, algo, timesteps, seed, out: Path, kwargs, resume, progress_ba
     save_atomically(model, model_path)
     config = {"env": env_id, "env_kwargs": kwargs, "algo": algo, "seed": seed, "timesteps": timesteps,
               "total_timesteps": int(model.num_timesteps), "resumed_from": str(start) if start else None,
-              "interrupted": interrupted, "hyperparameters": hp, "policy": policy.__name__, "wall_time_s": wall,
+              "interrupted": interrupted, "hyperparameters": hp, "policy": policy.__name__, "imitation": imitation,
+              "wall_time_s": wall,
               "wall_time_per_100k_steps_s": wall / max(int(model.num_timesteps) - steps_before, 1) * 100_000,
               "versions": _versions()}
     atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")

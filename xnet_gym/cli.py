@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import XnetError
 
-ENV_IDS = ("xnet_gym/ExpertPlacement-v0", "xnet_gym/ModelPlacement-v0")
+ENV_IDS = ("xnet_gym/ExpertPlacement-v0", "xnet_gym/ModelPlacement-v0", "xnet_gym/ExpertRefine-v0")
 RUN_POLICIES = ("analytic", "RandIntra-CG", "RandIntra", "RandPlace", "random")
 RL_MODULES = ("stable_baselines3", "sb3_contrib", "torch")
 
@@ -212,7 +212,9 @@ def cmd_train(args) -> int:
 
     out = train(args.env, args.scenario, args.algo, args.timesteps, args.seed, args.out,
                 env_kwargs={k: v for k, v in _env_kwargs(args, True).items() if k != "scenario"},
-                resume=args.resume, progress_bar=not args.no_progress)
+                resume=args.resume, progress_bar=not args.no_progress, imitate=args.imitate,
+                imitation_steps=args.imitation_steps,
+                hyperparameters={"encoder": args.encoder} if args.encoder else None)
     cfg = json.loads((out / "config.json").read_text())
     if cfg.get("interrupted"):
         print(f"interrupted at {cfg['total_timesteps']} timesteps: saved {out / 'model.zip'}, config.json and "
@@ -224,11 +226,26 @@ def cmd_train(args) -> int:
 
 
 def _evaluate_and_report(policies, args, curve_csv=None, title="") -> list[dict]:
-    from agents.evaluate import evaluate_player, format_results, make_player, write_csv, write_plot
+    from agents.evaluate import (
+        best_known_latencies,
+        evaluate_player,
+        format_results,
+        make_player,
+        write_csv,
+        write_plot,
+    )
 
     kwargs = _env_kwargs(args, False)
-    rows = [evaluate_player(make_player(spec, seed=args.seed), args.env, kwargs, args.episodes, args.seed)
-            for spec in policies]
+    best, extra = None, []
+    if getattr(args, "best_known", None):
+        best, solve_s = best_known_latencies(args.env, kwargs, args.episodes, args.seed, args.best_known,
+                                             args.budget)
+        title += f"; best known: {args.best_known} ({args.budget or 'default'} s budget, {solve_s:.2f} s/instance)"
+        if args.best_known not in policies:
+            extra = [args.best_known]
+    budget = getattr(args, "budget", None)
+    rows = [evaluate_player(make_player(spec, seed=args.seed, budget_s=budget), args.env, kwargs, args.episodes,
+                            args.seed, best) for spec in [*policies, *extra]]
     if getattr(args, "csv", None):
         write_csv(rows, args.csv)
     if getattr(args, "plot", None):
@@ -359,8 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train an SB3 policy on a placement env" + rl)
     _add_env_args(p)
     p.add_argument("--algo", default="maskable_ppo", choices=("maskable_ppo", "ppo"))
-    p.add_argument("--timesteps", type=_positive_int, default=300_000)
+    p.add_argument("--timesteps", type=_nonneg_int, default=300_000,
+                   help="RL timesteps (default 300000; 0 with --imitate: imitation only)")
     _add_train_time_steps(p)
+    p.add_argument("--imitate", choices=("analytic",),
+                   help="warm start: behaviour cloning of the closed form before RL (recorded in config.json)")
+    p.add_argument("--imitation-steps", type=_positive_int, default=20_000,
+                   help="demonstration steps for --imitate (default 20000)")
+    p.add_argument("--encoder", choices=("mlp", "attention"),
+                   help="ExpertPlacement policy's candidate encoder (default mlp; attention: candidates attend "
+                        "to each other)")
     p.add_argument("--out", default="runs/train", help="run folder (model, checkpoints, TensorBoard, config)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's model or last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -375,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--csv", help="write the results as CSV")
     p.add_argument("--plot", help="write a PNG: bars per policy (+ the training curve of a .zip's run)")
+    p.add_argument("--best-known", help="a solver (e.g. anneal) run on each held-out instance: every row gets "
+                                        "its geomean ratio to it, and the solver gets a row")
+    p.add_argument("--budget", type=_positive_float, help="the --best-known solver's time budget per instance (s)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("run", help="main job: train MaskablePPO, then compare with the paper's strategies" + rl)

@@ -203,6 +203,10 @@ class ExpertRefineEnv(gym.Env):
             raise ActionError("action_masks() before reset(): call reset() first")
         return self._mask_now().astype(bool)
 
+    def analytic_action(self) -> int:
+        """The closed form's action: it is where the episode starts (by default), so it stops."""
+        return self.stop_action
+
     def action_latency_s(self, action: int) -> float:
         """The stage latency after `action` (exact, from the evaluator's functions; not applied).
         An invalid action or stop leaves the latency as it is."""

@@ -1,0 +1,83 @@
+"""A pointer-style policy for `ExpertRefine-v0`: experts attend to experts, candidates to
+candidates, and every action's logit is a score between the two things it relates.
+
+- Expert tokens: activation probability, popularity rank, the cost and occupancy of the
+  candidate the expert is on, and the episode's progress; candidate tokens: cost, occupancy,
+  a free-seat flag and the progress (padded candidates are masked out anyway). Each set goes
+  through one Transformer encoder layer, so an expert's embedding knows which other experts
+  are where (co-activation shows up through probability and rank; the layer learns the rest).
+- Move (e, c): a scaled dot product of expert e's query and candidate c's key.
+- Swap (x, y): the symmetric dot product of the two experts' swap embeddings.
+- Stop: a linear score of the pooled experts.
+
+The network's size does not depend on E or C beyond the logits it emits, and it is
+equivariant to the order of experts and of candidates.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch as th
+from gymnasium import spaces
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from .policy import TakeLogits
+
+
+class RefineExtractor(BaseFeaturesExtractor):
+    """Dict observation -> [all action logits (A), pooled experts (H), pooled candidates (H)]."""
+
+    def __init__(self, observation_space: spaces.Dict, hidden: int = 64, heads: int = 4):
+        E = observation_space["expert_probability"].shape[0]
+        C = observation_space["candidate_cost"].shape[0]
+        A = observation_space["action_mask"].shape[0]
+        super().__init__(observation_space, features_dim=A + 2 * hidden)
+        self.E, self.C, self.hidden = E, C, hidden
+        iu = th.triu_indices(E, E, offset=1)
+        self.register_buffer("swap_x", iu[0], persistent=False)
+        self.register_buffer("swap_y", iu[1], persistent=False)
+        self.expert_in = nn.Sequential(nn.Linear(4 + 3, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        self.candidate_in = nn.Sequential(nn.Linear(3 + 3, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        self.expert_attn = nn.TransformerEncoderLayer(hidden, heads, 2 * hidden, dropout=0.0, batch_first=True)
+        self.candidate_attn = nn.TransformerEncoderLayer(hidden, heads, 2 * hidden, dropout=0.0, batch_first=True)
+        self.query = nn.Linear(hidden, hidden)
+        self.key = nn.Linear(hidden, hidden)
+        self.swap = nn.Linear(hidden, hidden)
+        self.stop = nn.Linear(hidden, 1)
+
+    def forward(self, obs: dict) -> th.Tensor:
+        B, E, C = obs["candidate_cost"].shape[0], self.E, self.C
+        onehot = obs["assignment"].reshape(B, E, C)
+        cost, occ = obs["candidate_cost"], obs["candidate_occupancy"]
+        progress = obs["progress"]
+        own_cost = (onehot * cost[:, None, :]).sum(-1)
+        own_occ = (onehot * occ[:, None, :]).sum(-1)
+        experts = th.stack([obs["expert_probability"], obs["expert_rank"], own_cost, own_occ], dim=-1)
+        experts = th.cat([experts, progress[:, None, :].expand(-1, E, -1)], dim=-1)
+        free = (occ < 1.0).float()
+        cands = th.cat([th.stack([cost, occ, free], dim=-1), progress[:, None, :].expand(-1, C, -1)], dim=-1)
+        h_e = self.expert_attn(self.expert_in(experts))                      # (B, E, H)
+        h_c = self.candidate_attn(self.candidate_in(cands))                  # (B, C, H)
+        scale = 1.0 / math.sqrt(self.hidden)
+        move = th.einsum("beh,bch->bec", self.query(h_e), self.key(h_c)) * scale
+        s = self.swap(h_e)
+        pair = th.einsum("bxh,byh->bxy", s, s) * scale
+        swap = pair[:, self.swap_x, self.swap_y]
+        pooled_e, pooled_c = h_e.mean(dim=1), h_c.mean(dim=1)
+        logits = th.cat([move.reshape(B, E * C), swap, self.stop(pooled_e)], dim=-1)
+        return th.cat([logits, pooled_e, pooled_c], dim=-1)
+
+
+class RefineMaskablePolicy(MaskableActorCriticPolicy):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("features_extractor_class", RefineExtractor)
+        kwargs.setdefault("net_arch", {"pi": [], "vf": [64, 64]})
+        super().__init__(*args, **kwargs)
+
+    def _build(self, lr_schedule) -> None:
+        super()._build(lr_schedule)
+        self.action_net = TakeLogits(self.action_space.n)
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
