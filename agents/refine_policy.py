@@ -1,8 +1,9 @@
 """A pointer-style policy for `ExpertRefine-v0`: experts attend to experts, candidates to
 candidates, and every action's logit is a score between the two things it relates.
 
-- Expert tokens: activation probability, popularity rank, the cost and occupancy of the
-  candidate the expert is on, and the episode's progress; candidate tokens: cost, occupancy,
+- Expert tokens: activation probability, popularity rank, how often the expert is its
+  set's bottleneck, the cost and occupancy of the candidate it is on, and the episode's
+  progress; candidate tokens: cost, occupancy,
   a free-seat flag and the progress (padded candidates are masked out anyway). Each set goes
   through one Transformer encoder layer, so an expert's embedding knows which other experts
   are where (co-activation shows up through probability and rank; the layer learns the rest).
@@ -39,7 +40,7 @@ class RefineExtractor(BaseFeaturesExtractor):
         iu = th.triu_indices(E, E, offset=1)
         self.register_buffer("swap_x", iu[0], persistent=False)
         self.register_buffer("swap_y", iu[1], persistent=False)
-        self.expert_in = nn.Sequential(nn.Linear(4 + 3, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        self.expert_in = nn.Sequential(nn.Linear(5 + 3, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
         self.candidate_in = nn.Sequential(nn.Linear(3 + 3, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
         self.expert_attn = nn.TransformerEncoderLayer(hidden, heads, 2 * hidden, dropout=0.0, batch_first=True)
         self.candidate_attn = nn.TransformerEncoderLayer(hidden, heads, 2 * hidden, dropout=0.0, batch_first=True)
@@ -55,7 +56,8 @@ class RefineExtractor(BaseFeaturesExtractor):
         progress = obs["progress"]
         own_cost = (onehot * cost[:, None, :]).sum(-1)
         own_occ = (onehot * occ[:, None, :]).sum(-1)
-        experts = th.stack([obs["expert_probability"], obs["expert_rank"], own_cost, own_occ], dim=-1)
+        experts = th.stack([obs["expert_probability"], obs["expert_rank"], obs["expert_bottleneck"], own_cost,
+                            own_occ], dim=-1)
         experts = th.cat([experts, progress[:, None, :].expand(-1, E, -1)], dim=-1)
         free = (occ < 1.0).float()
         cands = th.cat([th.stack([cost, occ, free], dim=-1), progress[:, None, :].expand(-1, C, -1)], dim=-1)

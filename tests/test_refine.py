@@ -13,7 +13,7 @@ from xnet_gym.analytic import analytic_placement
 from xnet_gym.envs import scoring
 from xnet_gym.errors import ActionError, PlacementError, ScenarioError
 from xnet_gym.instance import build_instance
-from xnet_gym.latency import evaluate, evaluate_stages
+from xnet_gym.latency import evaluate, evaluate_stages, leg_costs_s
 from xnet_gym.moves import LayerMoves
 
 REFINE = "xnet_gym/ExpertRefine-v0"
@@ -218,3 +218,22 @@ def test_refine_env_pickles_mid_episode_and_carries_on():
         np.testing.assert_array_equal(o1["assignment"], o2["assignment"])
         if d1:
             break
+
+
+def test_bottleneck_share_by_brute_force_over_tokens_and_time_steps():
+    inst = build_instance("tiny", time_steps=4)
+    for layer in range(inst.n_layers):
+        placement = analytic_placement(inst)
+        moves = LayerMoves.for_layer(inst, placement, layer)
+        sats = placement.experts[layer]
+        legs = leg_costs_s(inst, placement.gateways, layer, sats)              # (n_t, E)
+        slow = np.zeros(inst.n_experts)
+        active = np.zeros(inst.n_experts)
+        for token in inst.trace.experts[layer]:                  # the oracle: every token, every time step
+            members = np.sort(token)
+            for t in range(len(inst.time_steps)):
+                cost = legs[t, members] + inst.expert_time_s[sats[members]]
+                slow[members[int(np.argmax(cost))]] += 1
+                active[members] += 1
+        np.testing.assert_allclose(moves.bottleneck_share(), np.divide(slow, active, out=np.zeros_like(slow),
+                                                                       where=active > 0), atol=1e-12)

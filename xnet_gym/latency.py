@@ -95,10 +95,12 @@ def max_total_s(worst: np.ndarray, counts: np.ndarray, n_t: int):
 
 
 def worst_per_set_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.ndarray, sets: np.ndarray,
-                    capacity: int) -> np.ndarray:
+                    capacity: int, slowest: bool = False) -> np.ndarray:
     """(..., m) sum over time steps of each active set's slowest member (legs + back-to-back
     compute): the `max` objective before weighting by token counts. Each set's value depends
-    only on its own members, bit for bit, so `LayerMoves` can recompute a few sets alone."""
+    only on its own members, bit for bit, so `LayerMoves` can recompute a few sets alone.
+    `slowest=True` returns instead (..., m, n_t) the position in the set (0..k-1) of the
+    slowest member in each time step (the first on ties)."""
     n_t, E = leg_cost_s.shape[-2:]
     lead, (m, k) = sets.shape[:-2], sets.shape[-2:]
     # Gather whole time rows (expert-major), member-major: (N, k*m, n_t). Row gathers and a max
@@ -113,6 +115,8 @@ def worst_per_set_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.
         s = sats.reshape(n, E)[rows, members].reshape(n, k, m)
         compute = compute * (s[:, :, None, :] == s[:, None, :, :]).sum(axis=1).reshape(n, k * m)
     legs += compute[..., None]                     # in place: a temporary here costs 4x the time
+    if slowest:
+        return legs.reshape(n, k, m, n_t).argmax(axis=1).reshape(*lead, m, n_t)
     return legs.reshape(n, k, m, n_t).max(axis=1).sum(axis=-1).reshape(*lead, m)
 
 

@@ -121,6 +121,22 @@ class LayerMoves:
         worst[idx] = worst_per_set_s(self._legs[:, a], self._t[a], a, self._sets[idx], self.capacity)
         return self._total(a, worst), a, worst
 
+    def bottleneck_share(self) -> np.ndarray:
+        """(E,) for each expert, the share of its tokens' time steps in which it is its active
+        set's slowest member (the one the max waits for); 0 for an inactive expert. Under
+        `weighted` there is no bottleneck: all zeros."""
+        E = self.n_experts
+        if self._worst is None:
+            return np.zeros(E)
+        a = self._a
+        pos = worst_per_set_s(self._legs[:, a], self._t[a], a, self._sets, self.capacity, slowest=True)  # (m, n_t)
+        who = np.take_along_axis(self._sets, pos, axis=1)                                               # (m, n_t)
+        weight = np.broadcast_to(self._counts[:, None], who.shape)
+        slow = np.bincount(who.ravel(), weights=weight.ravel(), minlength=E)
+        active = np.bincount(self._sets.ravel(), weights=np.repeat(self._counts, self._sets.shape[1]),
+                             minlength=E) * self.n_t
+        return np.divide(slow, active, out=np.zeros(E), where=active > 0)
+
     # --------------------------------------------------------------------------- scoring
     def move_latency_s(self, expert: int, candidate: int) -> float:
         """Stage latency if `expert` moved to `candidate` (not applied)."""

@@ -54,12 +54,14 @@ class ExpertRefineEnv(gym.Env):
 
     ## Observation Space
 
-    A `Dict` of float32 `Box`es:
+    A `Dict` of float32 `Box`es (`expert_bottleneck` is what the `max` objective waits for: the
+    expert is the slowest of its token's active experts; it is all zeros under `weighted`):
 
     | key | shape | meaning | range |
     |---|---|---|---|
     | `expert_probability` | (E,) | activation probability of each expert | [0, 1] |
     | `expert_rank` | (E,) | popularity rank / E (0 = most active) | [0, 1] |
+    | `expert_bottleneck` | (E,) | share of its token-time-steps as its set's slowest member | [0, 1] |
     | `assignment` | (E*C,) | one-hot, row-major by expert: the candidate each expert is on | {0, 1} |
     | `candidate_cost` | (C,) | expected stage cost of each candidate, min-max normalised (pad: 1) | [0, 1] |
     | `candidate_occupancy` | (C,) | experts on the candidate / capacity | [0, 1] |
@@ -141,6 +143,7 @@ class ExpertRefineEnv(gym.Env):
         self.observation_space = spaces.Dict({
             "expert_probability": spaces.Box(0.0, 1.0, (E,), np.float32),
             "expert_rank": spaces.Box(0.0, 1.0, (E,), np.float32),
+            "expert_bottleneck": spaces.Box(0.0, 1.0, (E,), np.float32),
             "assignment": spaces.Box(0.0, 1.0, (E * C,), np.float32),
             "candidate_cost": spaces.Box(0.0, 1.0, (C,), np.float32),
             "candidate_occupancy": spaces.Box(0.0, 1.0, (C,), np.float32),
@@ -240,7 +243,8 @@ class ExpertRefineEnv(gym.Env):
         progress = np.array([self._moves_left / self.max_moves,
                              min(self._moves.total_s / self._reference_s, RATIO_CLIP),
                              min(self._best_s / self._reference_s, RATIO_CLIP)], dtype=np.float32)
-        return {"expert_probability": self._prob.copy(), "expert_rank": self._rank.copy(), "assignment": onehot,
+        return {"expert_probability": self._prob.copy(), "expert_rank": self._rank.copy(),
+                "expert_bottleneck": self._moves.bottleneck_share().astype(np.float32), "assignment": onehot,
                 "candidate_cost": self._cost.copy(), "candidate_occupancy": occupancy, "progress": progress,
                 "action_mask": self._mask_now()}
 
