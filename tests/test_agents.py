@@ -117,8 +117,10 @@ def test_bad_agent_input(tiny_run, tmp_path, capsys):
         evaluate_player(make_player(str(tiny_run / "model.zip")), EXPERT, {"scenario": "paper"}, 1, 0)
     with pytest.raises(XnetError, match=r"--algo = 'dqn': allowed: maskable_ppo, ppo"):
         train(EXPERT, "tiny", "dqn", 10, out=tmp_path)
-    with pytest.raises(XnetError, match=r"--timesteps = 0: must be an integer > 0"):
+    with pytest.raises(XnetError, match=r"--timesteps = 0: must be > 0 without --imitate"):
         train(EXPERT, "tiny", "maskable_ppo", 0, out=tmp_path)
+    with pytest.raises(XnetError, match=r"--timesteps = -1: must be an integer >= 0"):
+        train(EXPERT, "tiny", "maskable_ppo", -1, out=tmp_path)
     with pytest.raises(XnetError, match=r"--policy = 'greedy'"):
         make_player("greedy")
     junk = tmp_path / "junk.zip"
