@@ -85,3 +85,21 @@ def test_evaluate_reports_the_ratio_to_a_best_known_search(capsys):
     assert rows["analytic"]["geomean_ratio_to_best_known"] >= 1.0
     assert rows["random"]["geomean_ratio_to_best_known"] > rows["analytic"]["geomean_ratio_to_best_known"]
     assert all(r["inference_s_per_instance"] > 0 for r in rows.values())
+
+
+def test_show_placement_plays_a_trained_model(tmp_path):
+    pytest.importorskip("matplotlib")
+    from agents.players import play_on_instance
+    from xnet_gym.analytic import analytic_placement
+    from xnet_gym.instance import build_instance
+
+    out = train(EXPERT, "tiny", timesteps=0, out=tmp_path / "bc", imitate="analytic", imitation_steps=2000,
+                progress_bar=False)
+    inst = build_instance("tiny")
+    learned = play_on_instance(str(out / "model.zip"), inst, layer=1)
+    # A clone of the closed form places layer 1 as the closed form does (the rest is its too).
+    np.testing.assert_array_equal(learned.experts, analytic_placement(inst).experts)
+    png = tmp_path / "p.png"
+    assert main(["show", "placement", "--scenario", "tiny", "--layer", "1", "--policy", str(out / "model.zip"),
+                 "--against", "analytic", "--out", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
