@@ -18,6 +18,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from xnet_gym.errors import PlacementError
+
 
 class HillClimbPlayer:
     name = "hill-climb"
@@ -54,7 +56,11 @@ class RefineSolverPlayer:
         layer = int(problem.batch.layers[problem.first])
         start = u.placement
         self.solver.start = start
-        target_sats = self.solver.solve(problem.instance).experts[layer]
+        solved = self.solver.solve(problem.instance)
+        if not np.array_equal(solved.gateways, problem.gateways):
+            raise PlacementError(f"{self.name} moves the gateways; ExpertRefine-v0 keeps the episode's, so its "
+                             f"placement cannot be walked to (score it on ExpertPlacement-v0 instead)")
+        target_sats = solved.experts[layer]
         cand = problem.batch.candidates[problem.first, : problem.batch.n_candidates[problem.first]]
         self.target = np.searchsorted(cand, target_sats)
         self._actions = self._walk(u)
