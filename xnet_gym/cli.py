@@ -130,6 +130,7 @@ def cmd_show_constellation(args) -> int:
     from .show import canvas
     from .show.constellation_map import constellation_frames, draw_constellation
 
+    canvas.require_matplotlib()
     out = canvas.check_image_path(args.out)
     inst = build_instance(args.scenario, time_steps=args.time_steps)
     n = inst.constellation.n_time_steps
@@ -170,6 +171,7 @@ def cmd_show_placement(args) -> int:
     from .show import canvas
     from .show.subnet_map import draw_placements
 
+    canvas.require_matplotlib()
     out = canvas.check_image_path(args.out, (".png",))
     inst = build_instance(args.scenario, time_steps=args.time_steps)
     layer = check_int(ScenarioError, "--layer", args.layer, 0, inst.n_layers - 1)
@@ -186,6 +188,7 @@ def cmd_show_breakdown(args) -> int:
     from .show import canvas
     from .show.breakdown import draw_breakdown
 
+    canvas.require_matplotlib()
     out = canvas.check_image_path(args.out, (".png",))
     inst = _instance_from_args(args)
     result = _compare_result(args, inst, keep_placements=True)

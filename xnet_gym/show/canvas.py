@@ -13,13 +13,19 @@ from ..errors import XnetError, field_error
 IMAGE_SUFFIXES = (".png", ".gif")
 
 
-def figure(width_in: float, height_in: float, dpi: int = 100) -> Any:
-    """A matplotlib Figure with its own Agg canvas (the user's backend is never touched)."""
+def require_matplotlib() -> None:
+    """Fail before any work when matplotlib is absent, saying how to install it."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import matplotlib  # noqa: F401
     except ImportError:
         raise XnetError("pictures need matplotlib: pip install 'xnet-gym[viz]'") from None
+
+
+def figure(width_in: float, height_in: float, dpi: int = 100) -> Any:
+    """A matplotlib Figure with its own Agg canvas (the user's backend is never touched)."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(width_in, height_in), dpi=dpi)
     FigureCanvasAgg(fig)
     return fig

@@ -19,11 +19,11 @@ def _segments(lon: np.ndarray, lat: np.ndarray, a: np.ndarray, b: np.ndarray) ->
 def draw_constellation(instance: Instance, time_step: int = 0, gateways: np.ndarray | None = None, fig=None):
     """A longitude/latitude map. Artists carry `gid`s the tests read: `satellites`, `gateways`,
     `live_isl`, `failed_isl`, `ring_path`."""
+    fig = fig or canvas.figure(11, 5.6)          # first: it says how to install matplotlib if absent
     from matplotlib.collections import LineCollection
 
     con, topo, layout = instance.constellation, instance.topology, instance.layout
     gateways = layout.central_gateways if gateways is None else np.asarray(gateways)
-    fig = fig or canvas.figure(11, 5.6)
     fig.clf()
     ax = fig.add_subplot(111)
     lon, lat = lon_lat_deg(con, time_step)
