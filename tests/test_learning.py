@@ -103,3 +103,14 @@ def test_show_placement_plays_a_trained_model(tmp_path):
     assert main(["show", "placement", "--scenario", "tiny", "--layer", "1", "--policy", str(out / "model.zip"),
                  "--against", "analytic", "--out", str(png)]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_records_imitation_and_hyperparameters(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--scenario", "tiny", "--timesteps", "0", "--imitate", "analytic", "--imitation-steps",
+                 "400", "--encoder", "attention", "--ent-coef", "0.001", "--learning-rate", "1e-4",
+                 "--out", str(out), "--no-progress"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["hyperparameters"]["encoder"] == "attention"
+    assert config["hyperparameters"]["ent_coef"] == 0.001 and config["hyperparameters"]["learning_rate"] == 1e-4
+    assert config["imitation"]["steps"] == 400 and config["total_timesteps"] == 0

@@ -47,6 +47,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value} must be a finite number >= 0")
+    return value
+
+
 def _require_rl(command: str) -> None:
     missing = [m for m in RL_MODULES if importlib.util.find_spec(m) is None]
     if missing:
@@ -209,6 +219,12 @@ def _env_kwargs(args, training: bool) -> dict:
     return kw
 
 
+def _hyperparameters(args) -> dict:
+    """The training hyperparameters set on the command line (the rest keep their defaults)."""
+    given = {"encoder": args.encoder, "ent_coef": args.ent_coef, "learning_rate": args.learning_rate}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def cmd_train(args) -> int:
     _require_rl("train")
     from agents.train import train
@@ -217,7 +233,7 @@ def cmd_train(args) -> int:
                 env_kwargs={k: v for k, v in _env_kwargs(args, True).items() if k != "scenario"},
                 resume=args.resume, progress_bar=not args.no_progress, imitate=args.imitate,
                 imitation_steps=args.imitation_steps,
-                hyperparameters={"encoder": args.encoder} if args.encoder else None)
+                hyperparameters=_hyperparameters(args))
     cfg = json.loads((out / "config.json").read_text())
     if cfg.get("interrupted"):
         print(f"interrupted at {cfg['total_timesteps']} timesteps: saved {out / 'model.zip'}, config.json and "
@@ -391,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", choices=("mlp", "attention"),
                    help="ExpertPlacement policy's candidate encoder (default mlp; attention: candidates attend "
                         "to each other)")
+    p.add_argument("--ent-coef", type=_nonneg_float, help="PPO entropy coefficient (default 0.01)")
+    p.add_argument("--learning-rate", type=_positive_float, help="PPO learning rate (default 3e-4)")
     p.add_argument("--out", default="runs/train", help="run folder (model, checkpoints, TensorBoard, config)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's model or last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
