@@ -94,13 +94,8 @@ def max_total_s(worst: np.ndarray, counts: np.ndarray, n_t: int):
     return (worst * counts).sum(axis=-1) / (counts.sum(axis=-1) * n_t)
 
 
-def worst_per_set_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.ndarray, sets: np.ndarray,
-                    capacity: int, slowest: bool = False) -> np.ndarray:
-    """(..., m) sum over time steps of each active set's slowest member (legs + back-to-back
-    compute): the `max` objective before weighting by token counts. Each set's value depends
-    only on its own members, bit for bit, so `LayerMoves` can recompute a few sets alone.
-    `slowest=True` returns instead (..., m, n_t) the position in the set (0..k-1) of the
-    slowest member in each time step (the first on ties)."""
+def _set_member_costs_s(leg_cost_s, expert_time_s, sats, sets, capacity) -> tuple[np.ndarray, tuple]:
+    """(N, k, m, n_t) each active set's members' legs plus back-to-back compute, and the lead shape."""
     n_t, E = leg_cost_s.shape[-2:]
     lead, (m, k) = sets.shape[:-2], sets.shape[-2:]
     # Gather whole time rows (expert-major), member-major: (N, k*m, n_t). Row gathers and a max
@@ -115,9 +110,25 @@ def worst_per_set_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.
         s = sats.reshape(n, E)[rows, members].reshape(n, k, m)
         compute = compute * (s[:, :, None, :] == s[:, None, :, :]).sum(axis=1).reshape(n, k * m)
     legs += compute[..., None]                     # in place: a temporary here costs 4x the time
-    if slowest:
-        return legs.reshape(n, k, m, n_t).argmax(axis=1).reshape(*lead, m, n_t)
-    return legs.reshape(n, k, m, n_t).max(axis=1).sum(axis=-1).reshape(*lead, m)
+    return legs.reshape(n, k, m, n_t), lead
+
+
+def worst_per_set_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.ndarray, sets: np.ndarray,
+                    capacity: int) -> np.ndarray:
+    """(..., m) sum over time steps of each active set's slowest member (legs + back-to-back
+    compute): the `max` objective before weighting by token counts. Each set's value depends
+    only on its own members, bit for bit, so `LayerMoves` can recompute a few sets alone."""
+    costs, lead = _set_member_costs_s(leg_cost_s, expert_time_s, sats, sets, capacity)
+    return costs.max(axis=1).sum(axis=-1).reshape(*lead, sets.shape[-2])
+
+
+def worst_and_slowest_per_set(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.ndarray,
+                              sets: np.ndarray, capacity: int) -> tuple[np.ndarray, np.ndarray]:
+    """`worst_per_set_s` (the same bits) and, from the same pass, (..., m, n_t) the position in
+    each set (0..k-1) of its slowest member in each time step (the first on ties)."""
+    costs, lead = _set_member_costs_s(leg_cost_s, expert_time_s, sats, sets, capacity)
+    m, n_t = sets.shape[-2], costs.shape[-1]
+    return (costs.max(axis=1).sum(axis=-1).reshape(*lead, m), costs.argmax(axis=1).reshape(*lead, m, n_t))
 
 
 @dataclass(frozen=True)

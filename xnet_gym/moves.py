@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import PlacementError, field_error
-from .latency import leg_costs_s, max_total_s, stage_total_s, worst_per_set_s
+from .latency import leg_costs_s, max_total_s, stage_total_s, worst_and_slowest_per_set, worst_per_set_s
 
 
 class LayerMoves:
@@ -50,14 +50,30 @@ class LayerMoves:
             raise field_error(PlacementError, "assignment", a.tolist(),
                               f"puts more than capacity {self.capacity} experts on a candidate")
         self._a = a
+        self._views: tuple[np.ndarray, np.ndarray] | None = None
         # Sets holding each expert (CSR): a move rescores only these.
         flat = self._sets.ravel()
         by_expert = np.argsort(flat, kind="stable")
         self._set_of = by_expert // self._sets.shape[1]
         self._start = np.searchsorted(flat[by_expert], np.arange(self.n_experts + 1))
-        self._worst = (worst_per_set_s(self._legs[:, a], self._t[a], a, self._sets, self.capacity)
-                       if objective == "max" else None)
+        self._worst: np.ndarray | None = None
+        self._who: np.ndarray | None = None
+        self._slow: np.ndarray = np.zeros(self.n_experts)
+        if objective == "max":
+            self._worst, pos = worst_and_slowest_per_set(self._legs[:, a], self._t[a], a, self._sets, self.capacity)
+            # Who each set waits for in each time step, and per expert the token-weighted count:
+            # kept up to date by each applied move, so the bottleneck share costs O(E) a step.
+            self._who = np.take_along_axis(self._sets, pos, axis=1)                      # (m, n_t)
+            self._slow = np.bincount(self._who.ravel(), weights=np.repeat(self._counts, self.n_t),
+                                     minlength=self.n_experts)
+        self._active = np.bincount(self._sets.ravel(), weights=np.repeat(self._counts, self._sets.shape[1]),
+                                   minlength=self.n_experts) * self.n_t
         self.total_s = self._total(a, self._worst)
+
+    def __getstate__(self):
+        # Views do not survive pickling as views (they come back as copies that moves would
+        # no longer update): rebuild them after unpickling.
+        return {**self.__dict__, "_views": None}
 
     @classmethod
     def for_layer(cls, instance, placement, layer: int) -> LayerMoves:
@@ -85,10 +101,13 @@ class LayerMoves:
         return self._load.copy()
 
     def views(self) -> tuple[np.ndarray, np.ndarray]:
-        """Read-only views of (assignment, load), for per-step readers that must not copy."""
-        a, load = self._a.view(), self._load.view()
-        a.flags.writeable = load.flags.writeable = False
-        return a, load
+        """Read-only views of (assignment, load), for per-step readers that must not copy.
+        Moves change the arrays in place, so the views stay current."""
+        if self._views is None:
+            a, load = self._a.view(), self._load.view()
+            a.flags.writeable = load.flags.writeable = False
+            self._views = (a, load)
+        return self._views
 
     def can_move(self, expert: int, candidate: int) -> bool:
         """A move to a free seat of another real candidate."""
@@ -121,21 +140,31 @@ class LayerMoves:
         worst[idx] = worst_per_set_s(self._legs[:, a], self._t[a], a, self._sets[idx], self.capacity)
         return self._total(a, worst), a, worst
 
+    def _apply(self, experts: list[int], candidates: list[int]) -> float:
+        """Commit a change in place: the rescored sets' worst values and slowest members, in one pass."""
+        a = self._a
+        a[experts] = candidates
+        if self._worst is not None:
+            assert self._who is not None
+            idx = self._sets_of(experts)
+            worst, pos = worst_and_slowest_per_set(self._legs[:, a], self._t[a], a, self._sets[idx], self.capacity)
+            sets = self._sets[idx]
+            who = sets[np.arange(len(idx))[:, None], pos]
+            # One bincount adds the new slowest members and takes out the old ones; integer
+            # token counts make the running sums exact in float64.
+            w = np.repeat(self._counts[idx], who.shape[1])
+            self._slow += np.bincount(np.concatenate([who.ravel(), self._who[idx].ravel()]),
+                                      weights=np.concatenate([w, -w]), minlength=self.n_experts)
+            self._who[idx] = who
+            self._worst[idx] = worst
+        self.total_s = self._total(a, self._worst)
+        return self.total_s
+
     def bottleneck_share(self) -> np.ndarray:
         """(E,) for each expert, the share of its tokens' time steps in which it is its active
         set's slowest member (the one the max waits for); 0 for an inactive expert. Under
-        `weighted` there is no bottleneck: all zeros."""
-        E = self.n_experts
-        if self._worst is None:
-            return np.zeros(E)
-        a = self._a
-        pos = worst_per_set_s(self._legs[:, a], self._t[a], a, self._sets, self.capacity, slowest=True)  # (m, n_t)
-        who = np.take_along_axis(self._sets, pos, axis=1)                                               # (m, n_t)
-        weight = np.broadcast_to(self._counts[:, None], who.shape)
-        slow = np.bincount(who.ravel(), weights=weight.ravel(), minlength=E)
-        active = np.bincount(self._sets.ravel(), weights=np.repeat(self._counts, self._sets.shape[1]),
-                             minlength=E) * self.n_t
-        return np.divide(slow, active, out=np.zeros(E), where=active > 0)
+        `weighted` there is no bottleneck: all zeros. Kept up to date by each move: O(E)."""
+        return np.divide(self._slow, self._active, out=np.zeros(self.n_experts), where=self._active > 0)
 
     # --------------------------------------------------------------------------- scoring
     def move_latency_s(self, expert: int, candidate: int) -> float:
@@ -152,18 +181,16 @@ class LayerMoves:
                               "needs a free seat on another real candidate")
         self._load[self._a[expert]] -= 1
         self._load[candidate] += 1
-        self.total_s, self._a, self._worst = self._after([expert], [candidate])
-        return self.total_s
+        return self._apply([expert], [candidate])
 
     def swap(self, x: int, y: int) -> float:
         if not self.can_swap(x, y):
             raise field_error(PlacementError, "swap", (x, y), "needs two experts on different candidates")
-        self.total_s, self._a, self._worst = self._after([x, y], [self._a[y], self._a[x]])
-        return self.total_s
+        return self._apply([x, y], [self._a[y], self._a[x]])
 
     def set_assignment(self, assignment: np.ndarray) -> float:
         """Jump to another assignment (rescored whole)."""
         fresh = LayerMoves(self._legs, self._t, self._sets, self._counts, self._p, self.top_k, self.objective,
                            self.capacity, assignment, self.n_candidates)
-        self._a, self._load, self._worst, self.total_s = fresh._a, fresh._load, fresh._worst, fresh.total_s
+        self.__dict__.update(fresh.__dict__, candidates=self.candidates)
         return self.total_s
