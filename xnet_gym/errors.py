@@ -91,3 +91,21 @@ def check_choice(cls, field: str, value, allowed) -> str:
 
 class ActionError(XnetError):
     """An env action is not an integer in the action space, or a step is out of order."""
+
+
+def check_action(action, n_actions: int) -> int:
+    """An env action as an int in [0, n_actions - 1]: Python and NumPy integers, or numbers
+    equal to one (1.0); never a bool, a fraction or inf."""
+    kind = type(action)
+    if kind is int or kind is np.int64:           # the common case, checked cheaply
+        a = int(action)
+        ok = 0 <= a < n_actions
+    else:
+        try:
+            a = int(action)
+            ok = a == action and 0 <= a < n_actions and not isinstance(action, (bool, np.bool_))
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+    if not ok:
+        raise ActionError(f"action = {action!r}: must be an integer in [0, {n_actions - 1}]")
+    return a

@@ -16,7 +16,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ..errors import ActionError, ScenarioError, check_choice, field_error
+from ..errors import ActionError, ScenarioError, check_action, check_choice, field_error
 from ..placement import Placement
 from . import scoring
 from .generator import Generator, resolve_generator
@@ -208,18 +208,7 @@ class AssignmentEnv(gym.Env):
             raise ActionError("step() before reset(): call reset() first")
         if self._done:
             raise ActionError("step() after the episode ended: call reset()")
-        kind = type(action)
-        if kind is int or kind is np.int64:           # the common case, checked cheaply
-            a = int(action)
-            ok = 0 <= a < self.n_candidates_max
-        else:
-            try:
-                a = int(action)
-                ok = a == action and 0 <= a < self.n_candidates_max and not isinstance(action, (bool, np.bool_))
-            except (TypeError, ValueError, OverflowError):
-                ok = False
-        if not ok:
-            raise ActionError(f"action = {action!r}: must be an integer in [0, {self.n_candidates_max - 1}]")
+        a = check_action(action, self.n_candidates_max)
         li = self._li
         e = self._order[li][self._j]
         mask = self._mask

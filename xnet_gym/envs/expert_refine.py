@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..errors import ActionError, ScenarioError, check_choice, check_int, field_error
+from ..errors import ActionError, ScenarioError, check_action, check_choice, check_int, field_error
 from ..placement import Placement
 from . import scoring
 from .assignment import DEPRECATED_KWARGS, render_modes
@@ -204,7 +204,7 @@ class ExpertRefineEnv(gym.Env):
         """Bool (A,): the valid moves, swaps and the stop action."""
         if self._problem is None:
             raise ActionError("action_masks() before reset(): call reset() first")
-        return self._mask_now().astype(bool)
+        return self._mask > 0
 
     def analytic_action(self) -> int:
         """The closed form's action: it is where the episode starts (by default), so it stops."""
@@ -215,7 +215,7 @@ class ExpertRefineEnv(gym.Env):
         An invalid action or stop leaves the latency as it is."""
         if self._problem is None:
             raise ActionError("action_latency_s() before reset(): call reset() first")
-        kind, x, y = self.decode(self._check_action(action))
+        kind, x, y = self.decode(check_action(action, self.n_actions))
         if kind == "move" and self._moves.can_move(x, y):
             return self._moves.move_latency_s(x, y)
         if kind == "swap" and self._moves.can_swap(x, y):
@@ -224,6 +224,8 @@ class ExpertRefineEnv(gym.Env):
 
     # ------------------------------------------------------------------------ internals
     def _mask_now(self) -> np.ndarray:
+        """The valid actions after the last change (computed once per step, read by both the
+        observation and `action_masks()`)."""
         a, load = self._moves.views()
         n = self._n_cand
         free = self._free
@@ -246,7 +248,7 @@ class ExpertRefineEnv(gym.Env):
         return {"expert_probability": self._prob.copy(), "expert_rank": self._rank.copy(),
                 "expert_bottleneck": self._moves.bottleneck_share().astype(np.float32), "assignment": onehot,
                 "candidate_cost": self._cost.copy(), "candidate_occupancy": occupancy, "progress": progress,
-                "action_mask": self._mask_now()}
+                "action_mask": self._mask.copy()}
 
     def _info(self, invalid: bool) -> dict:
         return {"invalid_action": np.bool_(invalid), "invalid_actions": np.int64(self._invalid),
@@ -268,14 +270,14 @@ class ExpertRefineEnv(gym.Env):
                 if np.any(idx >= len(self._cand)) or not np.array_equal(self._cand[idx], sats):
                     raise field_error(ScenarioError, "options['placement']", sats.tolist(),
                                       "must put the layer's experts on the episode's candidate satellites")
-                return idx.astype(np.int64)
-            idx = np.asarray(placement)
-            if idx.shape != (E,) or not np.issubdtype(idx.dtype, np.integer):
-                raise field_error(ScenarioError, "options['placement']", placement,
-                                  f"must be a Placement or an integer array of shape ({E},)")
-            if idx.min() < 0 or idx.max() >= self._n_cand:
-                raise field_error(ScenarioError, "options['placement']", idx.tolist(),
-                                  f"candidate indices must be in [0, {self._n_cand - 1}]")
+            else:
+                idx = np.asarray(placement)
+                if idx.shape != (E,) or not np.issubdtype(idx.dtype, np.integer):
+                    raise field_error(ScenarioError, "options['placement']", placement,
+                                      f"must be a Placement or an integer array of shape ({E},)")
+                if idx.min() < 0 or idx.max() >= self._n_cand:
+                    raise field_error(ScenarioError, "options['placement']", idx.tolist(),
+                                      f"candidate indices must be in [0, {self._n_cand - 1}]")
             if np.bincount(idx).max() > problem.spec.capacity:
                 raise field_error(ScenarioError, "options['placement']", idx.tolist(),
                                   f"puts more than capacity {problem.spec.capacity} experts on a candidate")
@@ -309,25 +311,15 @@ class ExpertRefineEnv(gym.Env):
         self._rank = np.empty(self.n_experts, dtype=np.float32)
         self._rank[by_pop] = np.arange(self.n_experts) / self.n_experts
         self._cost = normalised_cost(rows)[0]
+        self._mask = self._mask_now()
         return self._observation(), self._info(False)
-
-    def _check_action(self, action) -> int:
-        n = self.n_actions
-        try:
-            a = int(action)
-            ok = a == action and 0 <= a < n and not isinstance(action, (bool, np.bool_))
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            raise ActionError(f"action = {action!r}: must be an integer in [0, {n - 1}]")
-        return a
 
     def step(self, action):
         if self._problem is None:
             raise ActionError("step() before reset(): call reset() first")
         if self._done:
             raise ActionError("step() after the episode ended: call reset()")
-        kind, x, y = self.decode(self._check_action(action))
+        kind, x, y = self.decode(check_action(action, self.n_actions))
         mv = self._moves
         invalid = False
         if kind == "move":
@@ -349,6 +341,8 @@ class ExpertRefineEnv(gym.Env):
             reward -= INVALID_ACTION_PENALTY
         self._moves_left -= 1
         self._done = kind == "stop" or self._moves_left == 0
+        if not invalid and kind != "stop":
+            self._mask = self._mask_now()
         return self._observation(), float(reward), self._done, False, self._info(invalid)
 
     def render(self):
