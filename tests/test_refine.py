@@ -198,6 +198,13 @@ def test_refine_env_inputs_fail_clearly():
         env.reset(options={"placement": np.array([0, 1, 2, 9])})
     env.reset(seed=0, options={"placement": np.array([3, 2, 1, 0])})
     np.testing.assert_array_equal(env.unwrapped.assignment, [3, 2, 1, 0])
+    crowded = env.unwrapped.placement                  # the episode's own placement, then two experts doubled up
+    experts = crowded.experts.copy()
+    layer = int(env.unwrapped.problem.batch.layers[env.unwrapped.problem.first])
+    experts[layer, 1] = experts[layer, 0]
+    from xnet_gym.placement import Placement
+    with pytest.raises(ScenarioError, match=r"options\['placement'\] = .*more than capacity 1"):
+        env.reset(seed=0, options={"placement": Placement(crowded.gateways, experts)})
 
 
 def test_refine_env_pickles_mid_episode_and_carries_on():
