@@ -48,6 +48,9 @@ def test_incremental_moves_equal_full_evaluation_bit_for_bit(scenario, objective
         full = evaluate_stages(inst, start.with_layer(layer, moves.candidates[trial]), [layer], split=False)
         assert predicted == after == full.stage_s[0]
         checked += 1
+        if checked % 10 == 0:              # the running bottleneck counts equal a fresh count
+            fresh = LayerMoves.for_layer(inst, start.with_layer(layer, moves.candidates[trial]), layer)
+            np.testing.assert_array_equal(moves.bottleneck_share(), fresh.bottleneck_share())
     assert checked > 40
 
 
