@@ -39,14 +39,14 @@ class EpisodeSolverPlayer(SolverPlayer):
         super().__init__(baselines.get(name))
         self.spec = (name, budget_s, seed)
 
-    def configure(self, env) -> None:
+    def solver_for(self, env):
         name, budget_s, seed = self.spec
         problem = env.unwrapped.problem
         layer = int(problem.batch.layers[problem.first]) if problem.scope == "stage" else None
-        self.solver = _solver_for_episode(name, budget_s, layer, seed)
+        return _solver_for_episode(name, budget_s, layer, seed)
 
     def start(self, env):
-        self.configure(env)
+        self.solver = self.solver_for(env)
         return super().start(env)
 
 
@@ -103,16 +103,7 @@ def _for_env(player, env):
     """Solvers play ExpertRefine-v0 by walking to their placement (baselines.refine_adapter)."""
     if isinstance(player, EpisodeSolverPlayer) and hasattr(env.unwrapped, "stop_action"):
         from baselines.refine_adapter import RefineSolverPlayer
-
-        class Walk(RefineSolverPlayer):
-            def start(self, env):
-                player.configure(env)
-                self.solver = player.solver
-                return super().start(env)
-
-        walk = Walk(player.solver)
-        walk.name = player.name
-        return walk
+        return RefineSolverPlayer(player.solver, solver_for=player.solver_for, name=player.name)
     return player
 
 

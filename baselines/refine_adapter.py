@@ -46,11 +46,17 @@ class HillClimbPlayer:
 
 
 class RefineSolverPlayer:
-    def __init__(self, solver):
+    """`solver_for(env)`, if given, makes the solver afresh for each episode (a budget, the
+    episode's layer)."""
+
+    def __init__(self, solver, solver_for=None, name: str | None = None):
         self.solver = solver
-        self.name = getattr(solver, "name", type(solver).__name__)
+        self.solver_for = solver_for
+        self.name = name or getattr(solver, "name", type(solver).__name__)
 
     def start(self, env) -> None:
+        if self.solver_for is not None:
+            self.solver = self.solver_for(env)
         u = env.unwrapped
         problem = u.problem
         layer = int(problem.batch.layers[problem.first])

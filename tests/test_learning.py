@@ -113,3 +113,13 @@ def test_cli_records_imitation_and_hyperparameters(tmp_path):
     assert config["hyperparameters"]["encoder"] == "attention"
     assert config["hyperparameters"]["ent_coef"] == 0.001 and config["hyperparameters"]["learning_rate"] == 1e-4
     assert config["imitation"]["steps"] == 400 and config["total_timesteps"] == 0
+
+
+def test_a_solver_scores_the_same_through_both_envs():
+    """On the refinement env a solver walks to its placement; on the constructive env it is
+    played expert by expert: the same held-out instances, the same scores."""
+    kw = {"scenario": "tiny"}
+    walked = evaluate_player(make_player("local-search"), REFINE, {**kw, "max_moves": 16}, 20, seed=0)
+    built = evaluate_player(make_player("local-search"), EXPERT, kw, 20, seed=0)
+    assert walked["ratios"] == pytest.approx(built["ratios"], abs=1e-12)
+    assert walked["geomean_ratio_to_analytic"] < 1.0

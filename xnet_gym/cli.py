@@ -37,24 +37,22 @@ _positive_int = int_at_least(1)
 _nonneg_int = int_at_least(0)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{value} must be a finite number > 0")
-    return value
+def float_above(low: float, inclusive: bool = False):
+    """An argparse type: a finite number > low (>= low if inclusive), naming the value."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        ok = (value >= low if inclusive else value > low) and value != float("inf")
+        if not ok:
+            raise argparse.ArgumentTypeError(f"{value} must be a finite number {'>=' if inclusive else '>'} {low:g}")
+        return value
+    return parse
 
 
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{value} must be a finite number >= 0")
-    return value
+_positive_float = float_above(0.0)
+_nonneg_float = float_above(0.0, inclusive=True)
 
 
 def _require_rl(command: str) -> None:
