@@ -37,6 +37,7 @@ import numpy as np
 from baselines import Anneal, LocalSearch, Optimum
 from xnet_gym.analytic import analytic_placement
 from xnet_gym.atomic import atomic_write_text
+from xnet_gym.errors import ScenarioError, check_int, check_positive
 from xnet_gym.instance import build_instance
 from xnet_gym.latency import evaluate_stages
 from xnet_gym.scenario import load_scenario
@@ -44,6 +45,7 @@ from xnet_gym.show import canvas
 
 LAYERS_OF = {"paper": [0, 8, 16, 24], "deepseek-esft": [1, 8, 16, 24], "deepseek-esft-packed": [1, 8, 16, 24]}
 MILP_MAX_EXPERTS = 16
+FAMILIES = ("capacity", "coactivation", "compute_gflops", "objective")
 TEXT_FIELDS = ("family", "knob", "preset", "objective", "layers")
 TIME_STEPS = 8
 
@@ -134,10 +136,15 @@ def main(argv=None):
     parser.add_argument("--budget-s", type=float, default=5.0, help="search seconds per layer (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="anneal's seed (default 0)")
     parser.add_argument("--out", default="benchmarks/results", help="folder for headroom.csv and headroom.png")
-    parser.add_argument("--families", nargs="*", default=None,
+    parser.add_argument("--families", nargs="*", default=None, choices=FAMILIES,
                         help="only these families: capacity, coactivation, compute_gflops, objective")
     parser.add_argument("--plot-only", action="store_true", help="redraw headroom.png from --out's headroom.csv")
     args = parser.parse_args(argv)
+    try:
+        check_positive(ScenarioError, "--budget-s", args.budget_s)
+        check_int(ScenarioError, "--seed", args.seed, 0)
+    except ScenarioError as exc:
+        parser.error(str(exc))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.plot_only:

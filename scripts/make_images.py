@@ -1,6 +1,6 @@
 """Regenerate every image the README shows into docs/img/, from one command:
 
-    python scripts/make_images.py              # about 4 minutes (trains the main job once)
+    python scripts/make_images.py              # about 6 minutes (trains the main job once)
     python scripts/make_images.py --curve-from runs/default   # reuse a finished main job
 
 - constellation.png: `xnet-gym show constellation --scenario paper`
