@@ -167,6 +167,32 @@ def _unique_rows(rows: np.ndarray, n_values: int) -> tuple[np.ndarray, np.ndarra
     return np.unique(rows, axis=0, return_counts=True)
 
 
+def batched_active_sets(experts: np.ndarray, n_experts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct active sets of many token windows at once: `experts` (n, T, k) -> sets
+    (n, m, k) and counts (n, m), each row's sets in `ActivationTrace.active_sets` order
+    (lexicographic), padded to the largest m with zero-count copies of the row's first set
+    (as `stack_active_sets` pads). One sort over all n x T tokens, no loop over rows."""
+    n, T, k = experts.shape
+    rows = np.sort(experts, axis=2).astype(np.int64)
+    if k * math.log2(max(n_experts, 2)) + math.log2(max(n, 2)) >= 62:
+        raise field_error(TraceError, "top_k", k, f"with {n_experts} experts and {n} windows the set keys "
+                          "overflow int64; draw fewer windows at once")
+    base = n_experts ** k
+    keys = rows @ (n_experts ** np.arange(k - 1, -1, -1, dtype=np.int64)) + np.arange(n)[:, None] * base
+    unique, first, counts = np.unique(keys.ravel(), return_index=True, return_counts=True)
+    row_of = unique // base
+    starts = np.searchsorted(row_of, np.arange(n))
+    per_row = np.diff(np.append(starts, len(unique)))
+    m = int(per_row.max())
+    position = np.arange(len(unique)) - starts[row_of]            # set j of its row
+    flat = rows.reshape(n * T, k)
+    sets = np.broadcast_to(flat[first[starts]][:, None, :], (n, m, k)).copy()    # padding: the first set
+    out_counts = np.zeros((n, m), dtype=np.int64)
+    sets[row_of, position] = flat[first]
+    out_counts[row_of, position] = counts
+    return sets, out_counts
+
+
 def zipf_sets_enumerable(experts: int, top_k: int) -> bool:
     """Whether zipf profiles are drawn exactly as set counts (`zipf_layer_sets`) rather than
     by Gumbel top-k per token: up to 200,000 ordered top-k draws."""

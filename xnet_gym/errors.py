@@ -109,3 +109,22 @@ def check_action(action, n_actions: int) -> int:
     if not ok:
         raise ActionError(f"action = {action!r}: must be an integer in [0, {n_actions - 1}]")
     return a
+
+
+def check_actions(actions, n_envs: int, n_actions: int) -> np.ndarray:
+    """A vector env's actions as an int64 array (n_envs,) in [0, n_actions - 1]; the message
+    names the first bad sub-env."""
+    a = np.asarray(actions)
+    if a.shape != (n_envs,):
+        raise ActionError(f"actions: shape {a.shape}; expected ({n_envs},), one action per sub-env")
+    if a.dtype.kind in "iu":
+        bad = (a < 0) | (a >= n_actions)
+    elif a.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(a) | (a != np.round(a)) | (a < 0) | (a >= n_actions)
+    else:
+        raise ActionError(f"actions: dtype {a.dtype}; must be integers in [0, {n_actions - 1}]")
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ActionError(f"actions[{i}] = {a[i]!r}: must be an integer in [0, {n_actions - 1}]")
+    return a.astype(np.int64, copy=False)

@@ -100,17 +100,36 @@ def _set_member_costs_s(leg_cost_s, expert_time_s, sats, sets, capacity) -> tupl
     lead, (m, k) = sets.shape[:-2], sets.shape[-2:]
     # Gather whole time rows (expert-major), member-major: (N, k*m, n_t). Row gathers and a max
     # over a short outer axis are several times faster in NumPy than element gathers and a
-    # max over a last axis of length k.
+    # max over a last axis of length k; `take` on flat rows beats 2-D fancy indexing by ~1.5x.
     n = math.prod(lead)
     members = np.swapaxes(sets, -1, -2).reshape(n, k * m)
     rows = np.arange(n)[:, None]
-    legs = np.swapaxes(leg_cost_s.reshape(n, n_t, E), 1, 2)[rows, members]                      # (N, k*m, n_t)
+    by_expert = np.ascontiguousarray(np.swapaxes(leg_cost_s.reshape(n, n_t, E), 1, 2)).reshape(n * E, n_t)
+    legs = np.take(by_expert, (rows * E + members).ravel(), axis=0).reshape(n, k * m, n_t)
     compute = expert_time_s.reshape(n, E)[rows, members]
     if capacity > 1:
         s = sats.reshape(n, E)[rows, members].reshape(n, k, m)
         compute = compute * (s[:, :, None, :] == s[:, None, :, :]).sum(axis=1).reshape(n, k * m)
     legs += compute[..., None]                     # in place: a temporary here costs 4x the time
     return legs.reshape(n, k, m, n_t), lead
+
+
+def stage_total_by_candidate_s(leg_cost_s: np.ndarray, candidate_time_s: np.ndarray, candidate_index: np.ndarray,
+                               candidates: np.ndarray, sets: np.ndarray, counts: np.ndarray,
+                               probabilities: np.ndarray, top_k: int, objective: str, capacity: int):
+    """`stage_total_s` of a batch of layers given per-candidate tables, leg_cost_s (B, n_t, C),
+    candidate_time_s (B, C) and candidates (B, C), and each expert's candidate
+    `candidate_index` (B, E). The experts' legs are gathered with one flat `take` (several
+    times faster than `take_along_axis` on thousands of rows); the gather is exact, so the
+    result is `stage_total_s`'s, bit for bit."""
+    B, n_t, C = leg_cost_s.shape
+    E = candidate_index.shape[1]
+    rows = np.arange(B)
+    where = ((rows[:, None] * n_t + np.arange(n_t))[:, :, None] * C + candidate_index[:, None, :]).reshape(B, n_t, E)
+    legs = np.take(np.ascontiguousarray(leg_cost_s).reshape(-1), where)
+    return stage_total_s(legs, np.take_along_axis(candidate_time_s, candidate_index, axis=1),
+                         np.take_along_axis(candidates, candidate_index, axis=1), sets, counts, probabilities, top_k,
+                         objective, capacity)
 
 
 def worst_per_set_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.ndarray, sets: np.ndarray,

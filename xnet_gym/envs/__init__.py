@@ -7,6 +7,7 @@ evaluator), `reward.py` and `viewer.py`; `assignment.py` holds the dynamics.
 """
 
 from .expert_placement import ExpertPlacementEnv
+from .expert_placement_vector import ExpertPlacementVectorEnv
 from .expert_refine import ExpertRefineEnv
 from .generator import Generator, PlacementGenerator
 from .model_placement import ModelPlacementEnv
@@ -24,16 +25,19 @@ MODEL_MAX_STEPS = 1 << 16
 def register_envs() -> None:
     from gymnasium.envs.registration import register, registry
 
-    for name, entry, steps in (("ExpertPlacement-v0", "xnet_gym.envs:ExpertPlacementEnv", EXPERT_MAX_STEPS),
-                               ("ModelPlacement-v0", "xnet_gym.envs:ModelPlacementEnv", MODEL_MAX_STEPS)):
+    for name, entry, vector, steps in (
+            ("ExpertPlacement-v0", "xnet_gym.envs:ExpertPlacementEnv", "xnet_gym.envs:ExpertPlacementVectorEnv",
+             EXPERT_MAX_STEPS),
+            ("ModelPlacement-v0", "xnet_gym.envs:ModelPlacementEnv", None, MODEL_MAX_STEPS)):
         env_id = f"xnet_gym/{name}"
         if env_id not in registry:
-            register(id=env_id, entry_point=entry, max_episode_steps=steps)
+            # With a vector_entry_point, gymnasium.make_vec uses it unless told otherwise.
+            register(id=env_id, entry_point=entry, vector_entry_point=vector, max_episode_steps=steps)
     if "xnet_gym/ExpertRefine-v0" not in registry:
         # Ends by itself within `max_moves` steps (a kwarg), so no TimeLimit is stacked on it.
         register(id="xnet_gym/ExpertRefine-v0", entry_point="xnet_gym.envs:ExpertRefineEnv")
 
 
-__all__ = ["DEFAULT_FEATURES", "DenseReward", "ExpertPlacementEnv", "ExpertRefineEnv", "Feature", "Generator",
-           "LayerRows", "ModelPlacementEnv", "ObservationBuilder", "PlacementGenerator", "Problem", "ProblemSpec",
-           "SparseReward", "Viewer", "register_envs"]
+__all__ = ["DEFAULT_FEATURES", "DenseReward", "ExpertPlacementEnv", "ExpertPlacementVectorEnv", "ExpertRefineEnv",
+           "Feature", "Generator", "LayerRows", "ModelPlacementEnv", "ObservationBuilder", "PlacementGenerator",
+           "Problem", "ProblemSpec", "SparseReward", "Viewer", "register_envs"]

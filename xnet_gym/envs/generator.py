@@ -35,7 +35,14 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..activation import ActivationTrace, clustered_trace, zipf_layer_sets, zipf_sets_enumerable, zipf_trace
+from ..activation import (
+    ActivationTrace,
+    batched_active_sets,
+    clustered_trace,
+    zipf_layer_sets,
+    zipf_sets_enumerable,
+    zipf_trace,
+)
 from ..analytic import analytic_placement
 from ..errors import ScenarioError, check_bool, check_choice, check_int, field_error
 from ..instance import Instance, build_instance
@@ -161,10 +168,16 @@ class PlacementGenerator:
             return self._from_block(self._block_pos - 1)
         S, C = len(self.base.time_steps), self.spec.n_candidates_max
         K = min(self.train_time_steps or S, S)
-        # Cap a block's leg-cost gather at ~32 MB for scenarios with many time steps and candidates.
-        B = max(1, min(self.block_size, (1 << 22) // (K * C))) if blockable else 1
         if layer is None:
             layer = self.layer
+        if blockable:
+            # Cap a block's leg-cost gather at ~32 MB for scenarios with many time steps and candidates.
+            B = max(1, min(self.block_size, (1 << 22) // (K * C)))
+            self._block = self.draw_rows(rng, B, layer)
+            self._block_gateways, self._block_trace = self.base.layout.central_gateways, None
+            self._block_rng, self._block_pos = rng, 1
+            return self._from_block(0)
+        B = 1
         layers = rng.integers(self.base.n_layers, size=B) if layer is None else np.full(B, layer)
         sets, counts, trace = self._profiles(rng, layers, options)
         gateways = self._gateways(rng)
@@ -173,8 +186,55 @@ class PlacementGenerator:
         self._block = build_rows(self.spec, layers, tables, steps, sets, counts, expert_order=self.expert_order,
                                  rng=rng, score_stages=True, time_steps_are_columns=columns)
         self._block_gateways, self._block_trace = gateways, trace
-        self._block_rng, self._block_pos = (rng, 1) if blockable else (None, 0)
+        self._block_rng, self._block_pos = None, 0
         return self._from_block(0)
+
+    def draw_rows(self, rng: np.random.Generator, n: int, layer: int | None = None) -> LayerRows:
+        """`n` independent stage episodes' rows in vectorised calls (the batched vector env's
+        reset, and the single env's block): the same draws, in the same order, as the
+        single env, so with `block_size=n` the single env's k-th block is this call's k-th
+        result for the same rng. Paper (central) gateways only: drawn gateways need
+        shortest paths per episode."""
+        if self.scope != "stage" or self.layer_strategy != "central":
+            raise field_error(ScenarioError, "layer_strategy", self.layer_strategy,
+                              "rows are drawn in batches only for ExpertPlacement with 'central' gateways "
+                              "(drawn gateways need their own shortest paths per episode)")
+        if layer is None:
+            layer = self.layer
+        layers = rng.integers(self.base.n_layers, size=n) if layer is None else np.full(n, layer)
+        if self._exact_zipf:
+            a = self.base.scenario.activation
+            drawn = zipf_layer_sets(self.base.n_experts, self.spec.top_k, self._profile_tokens, a.alpha, rng, size=n)
+            assert drawn is not None                    # _exact_zipf says the set space is enumerable
+            sets, counts = drawn
+        else:
+            sets, counts = batched_active_sets(self._window_experts(rng, layers), self.base.n_experts)
+        steps = self._time_step_subsets(rng, n)
+        tables, columns = self._tables(self.base.layout.central_gateways, layers, steps)
+        return build_rows(self.spec, layers, tables, steps, sets, counts, expert_order=self.expert_order,
+                          rng=rng, score_stages=True, time_steps_are_columns=columns)
+
+    def _window_experts(self, rng: np.random.Generator, layers: np.ndarray) -> np.ndarray:
+        """(n, T, k) experts of each row's profile, drawn as `_trace` draws one episode's: a
+        token window of a trace source, fresh synthetic tokens, or the scenario's own trace."""
+        base, a = self.base.trace, self.base.scenario.activation
+        n, T = len(layers), self._profile_tokens
+        if a.source == "trace" or not self.randomize_activation:
+            if not self.randomize_activation:
+                return base.experts[layers]
+            starts = rng.integers(base.n_tokens - T + 1, size=n)
+            return base.experts[layers[:, None], starts[:, None] + np.arange(T)]
+        m = self.base.model
+        if a.source == "zipf":
+            return zipf_trace(n, m.experts, m.top_k, T, a.alpha, rng, shuffle=False).experts
+        return clustered_trace(n, m.experts, m.top_k, T, a.alpha, a.clusters, a.coactivation_strength, rng).experts
+
+    def problem(self, rows: LayerRows, i: int) -> Problem:
+        """Row `i` of `draw_rows`' result as a one-episode Problem (its instance, reference
+        placement and reference latency), the object the single env's episode carries."""
+        make = functools.partial(self._episode_instance, rows, i, None)
+        return finish_problem(rows, i, 1, self.base.layout.central_gateways, self._base_analytic.experts, "stage",
+                              self.spec, make)
 
     def _from_block(self, i: int) -> Problem:
         block = self._block

@@ -66,7 +66,7 @@ class FlatLayout:
         return self(observe(*args))
 
     def __call__(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {self.obs_key: np.concatenate([obs[k] for k in self._keys]),
+        return {self.obs_key: np.concatenate([obs[k] for k in self._keys], axis=-1),
                 self.mask_key: obs[MASK_KEY].astype(self.mask_dtype)}
 
 

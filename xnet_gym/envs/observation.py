@@ -81,19 +81,29 @@ def normalised_cost(rows: LayerRows) -> np.ndarray:
     return np.where(real, (cs - lo) / np.where(span > 0, span, 1.0), 1.0).astype(np.float32)
 
 
+def popularity_rank(rows: LayerRows) -> np.ndarray:
+    """(B, E) float32 popularity rank / E of each expert (0 = most active; ties: lower id first)."""
+    B, E = rows.probabilities.shape
+    by_pop = np.argsort(-rows.probabilities, axis=1, kind="stable")
+    rank = np.empty((B, E), dtype=np.float32)
+    np.put_along_axis(rank, by_pop, (np.arange(E) / E).astype(np.float32)[None], axis=1)
+    return rank
+
+
+def layer_fraction(rows: LayerRows, spec: ProblemSpec) -> np.ndarray:
+    """(B,) layer / (L - 1) of each row."""
+    return rows.layers / max(spec.n_layers - 1, 1)
+
+
 class ExpertFeature(Feature):
     key, per_candidate, size = "expert", False, 4
     meaning = ("current expert's activation probability, popularity rank / E (0 = most active), progress "
                "(steps taken / episode length), layer / (L-1)")
 
     def tables(self, rows, spec):
-        E = spec.n_experts
-        by_pop = np.argsort(-rows.probabilities, axis=1, kind="stable")              # ties: lower id first
-        rank = np.empty(rows.probabilities.shape, dtype=np.float32)
-        np.put_along_axis(rank, by_pop, (np.arange(E) / E).astype(np.float32)[None], axis=1)
         # Lists: read as Python floats on every step, cheaper than NumPy scalar indexing.
-        return {"probabilities": rows.probabilities.tolist(), "rank": rank.tolist(),
-                "layer_fraction": (rows.layers / max(spec.n_layers - 1, 1)).tolist()}
+        return {"probabilities": rows.probabilities.tolist(), "rank": popularity_rank(rows).tolist(),
+                "layer_fraction": layer_fraction(rows, spec).tolist()}
 
     def start(self, tables, first, problem):
         self._p, self._rank, self._layer_fraction = tables["probabilities"], tables["rank"], tables["layer_fraction"]

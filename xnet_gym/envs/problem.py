@@ -152,17 +152,15 @@ def build_rows(spec: ProblemSpec, layers: np.ndarray, tables: CandidateTables, t
             raise ScenarioError("expert_order = 'random': needs the episode's rng (pass rng=)")
         order = rng.permuted(np.broadcast_to(np.arange(E), (B, E)), axis=1)
     idx = sort_match_index(p, cs, spec.capacity, tiebreak=cand)
-    reference = np.full(B, np.nan)
     seat = np.take_along_axis(cand, idx, axis=1)
-    if score_stages:
-        reference = scoring.stage_latency_s(np.take_along_axis(legs, idx[:, None, :], axis=2),
-                                            np.take_along_axis(tables.candidate_time_s, idx, axis=1), seat,
-                                            sets, counts, p, spec)
-    return LayerRows(layers=np.asarray(layers, dtype=np.int64), candidates=cand, n_candidates=tables.n_candidates,
+    rows = LayerRows(layers=np.asarray(layers, dtype=np.int64), candidates=cand, n_candidates=tables.n_candidates,
                      time_steps=time_steps, leg_cost_s=legs, candidate_time_s=tables.candidate_time_s,
                      candidate_rate_flops=tables.candidate_rate_flops, cost_s=cs, probabilities=p, sets=sets,
                      counts=counts, order=order, analytic_index=idx, analytic_satellites=seat,
-                     stage_reference_s=np.asarray(reference))
+                     stage_reference_s=np.full(B, np.nan))
+    if score_stages:
+        object.__setattr__(rows, "stage_reference_s", scoring.stage_latency_of_index(rows, idx, spec))
+    return rows
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..instance import Instance
-from ..latency import evaluate, evaluate_stages, stage_total_s
+from ..latency import evaluate, evaluate_stages, stage_total_by_candidate_s, stage_total_s
 from ..moves import LayerMoves
 from ..placement import Placement
 
 if TYPE_CHECKING:
-    from .problem import Problem, ProblemSpec
+    from .problem import LayerRows, Problem, ProblemSpec
 
 
 def stage_latency_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, satellites: np.ndarray, sets: np.ndarray,
@@ -26,6 +26,16 @@ def stage_latency_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, satellite
     `latency.stage_total_s` under the spec's objective, top-k and capacity."""
     return stage_total_s(leg_cost_s, expert_time_s, satellites, sets, counts, probabilities, spec.top_k,
                          spec.objective, spec.capacity)
+
+
+def stage_latency_of_index(rows: LayerRows, candidate_index: np.ndarray, spec: ProblemSpec) -> np.ndarray:
+    """(B,) stage latency of every row of `rows` with expert e of row b on candidate
+    `candidate_index[b, e]`: the closed form's reference (`build_rows`) and the batched env's
+    final scores go through this one call (`latency.stage_total_by_candidate_s`, the same
+    bits as `stage_latency_s` on the gathered experts)."""
+    return stage_total_by_candidate_s(rows.leg_cost_s, rows.candidate_time_s, candidate_index, rows.candidates,
+                                      rows.sets, rows.counts, rows.probabilities, spec.top_k, spec.objective,
+                                      spec.capacity)
 
 
 def token_latency_s(instance: Instance, placement: Placement) -> float:

@@ -1,0 +1,381 @@
+"""`ExpertPlacement-v0`'s batched vector env: N episodes stepped by one set of NumPy calls."""
+
+from __future__ import annotations
+
+import textwrap
+import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from ..errors import ActionError, ScenarioError, check_actions, check_bool, check_choice, check_int, field_error
+from ..placement import Placement
+from . import scoring
+from .assignment import DEPRECATED_KWARGS
+from .generator import PlacementGenerator
+from .layout import DictLayout, make_layout
+from .observation import ObservationBuilder
+from .problem import LayerRows, Problem
+from .reward import _PER_GRID, INVALID_ACTION_PENALTY, REWARDS
+from .vector_observation import BatchObservation, BatchState
+
+AUTORESET_MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP,
+                   AutoresetMode.NEXT_STEP.value: AutoresetMode.NEXT_STEP,
+                   AutoresetMode.SAME_STEP.value: AutoresetMode.SAME_STEP}
+INFO_KEYS = ("layer", "step_in_layer", "invalid_action", "invalid_actions", "latency_s", "analytic_latency_s",
+             "ratio_to_analytic")
+
+
+class ExpertPlacementVectorEnv(VectorEnv):
+    __doc__ = """
+    ## Description
+
+    `num_envs` episodes of `xnet_gym/ExpertPlacement-v0` (see that env for the problem, the
+    observation features and the reward), stepped together: every step places one expert in
+    each sub-env with one set of vectorised NumPy calls, with no Python loop over sub-envs. A
+    reset draws all N episodes in one vectorised call of the same generator the single env
+    uses, from the same distribution: with `PlacementGenerator(block_size=N)` the single
+    env's k-th block of N episodes is this env's k-th batch, for the same seed.
+
+    Every episode has exactly `E` steps, so the sub-envs run in lockstep: they start, end and
+    reset together.
+
+    ```python
+    venv = gymnasium.make_vec("xnet_gym/ExpertPlacement-v0", num_envs=1024,
+                              vectorization_mode="vector_entry_point", scenario="paper")
+    ```
+
+    ## Action Space
+
+    `MultiDiscrete([C] * N)`: one candidate index per sub-env, as in the single env. A
+    masked-out action goes to the cheapest free candidate and costs 0.1 (`info["invalid_action"]`).
+    Actions that are not integers in [0, C-1], or not of shape (N,), raise
+    `xnet_gym.ActionError` naming the first bad sub-env. `action_masks()` is (N, C) bool.
+
+    ## Observation Space
+
+    The single env's observation, batched (`gymnasium.vector.utils.batch_space`): a `Dict`
+    of float32 arrays with a leading axis N, in the layout chosen by `obs_layout`:
+
+{observation_table}
+
+    ## Rewards
+
+    As in the single env, per sub-env and exactly: the return is
+    `-latency(placement) / latency(analytic)` from the one evaluator; the closed form's
+    return is exactly -1.0 in every sub-env; dense step rewards sit on the same 2^-40 grid.
+
+    ## Starting State
+
+    `reset(seed=s)` seeds the env's one `np_random`; every batch of N episodes is drawn from
+    it. `options={"layer": l}` pins every sub-env's layer for that batch.
+
+    ## Episode End
+
+    All sub-envs terminate together after `E` steps. `max_episode_steps` (passed by
+    `make_vec` from the registration) truncates them together if it is smaller.
+
+    Autoreset (`metadata["autoreset_mode"]`):
+    - `"next_step"` (default, Gymnasium's default): the step after the last one ignores its
+      actions and returns the next batch's first observation, reward 0, not terminated.
+    - `"same_step"`: the last step returns the next batch's first observation; the final
+      ones are in `info["final_obs"]` (an object array of per-sub-env dicts) and
+      `info["final_info"]`, with their `_final_obs` / `_final_info` masks.
+    `"disabled"` (partial resets) is refused: it would break the lockstep.
+
+    `info` is a dict of (N,) arrays with the single env's keys and their `_key` masks.
+    `final_latency_s` and `final_ratio` hold the last finished batch's scores, and
+    `placement(i)` / `problem(i)` sub-env i's final placement and episode.
+
+    ## Arguments
+
+    ```python
+    ExpertPlacementVectorEnv(num_envs=64, scenario="paper", layer=None, expert_order="index",
+                             randomize_activation=True, train_time_steps=None, tokens=None,
+                             objective=None, route=None, time_steps=None, reward="dense",
+                             generator=None, observation=None, obs_layout="dict",
+                             autoreset_mode="next_step", max_episode_steps=None)
+    ```
+
+    The single env's arguments, with these differences: `layer_strategy` is `"central"` only
+    (drawn gateways need shortest paths per episode: use `vectorization_mode="sync"`);
+    `generator` is a `PlacementGenerator` (it needs `draw_rows`); `observation` an
+    `ObservationBuilder` of the built-in features (each has a batched twin); no `reward_fn`
+    and no rendering. Observations are fresh arrays every step (no `copy` argument needed).
+
+    ## Version History
+
+    - v0: initial release.
+    """
+
+    def __init__(self, num_envs: int = 64, scenario="paper", *, layer=None, expert_order="index",
+                 randomize_activation=True, train_time_steps=None, tokens=None, objective=None, route=None,
+                 layer_strategy="central", time_steps=None, reward="dense", generator: PlacementGenerator | None = None,
+                 observation: ObservationBuilder | None = None, obs_layout="dict", autoreset_mode="next_step",
+                 max_episode_steps: int | None = None, prefetch: bool = True, render_mode=None, **deprecated):
+        for old, value in deprecated.items():
+            if old not in DEPRECATED_KWARGS:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {old!r}")
+            warnings.warn(f"{old}= is deprecated; use {DEPRECATED_KWARGS[old]}=", DeprecationWarning, stacklevel=2)
+            if old == "slots":
+                time_steps = value if time_steps is None else time_steps
+            else:
+                train_time_steps = value if train_time_steps is None else train_time_steps
+        self.num_envs = check_int(ScenarioError, "num_envs", num_envs, 1, 1 << 20)
+        if render_mode is not None:
+            raise field_error(ScenarioError, "render_mode", render_mode,
+                              "the batched env does not render; render one env made with gymnasium.make")
+        if isinstance(autoreset_mode, AutoresetMode):
+            autoreset_mode = autoreset_mode.value
+        check_choice(ScenarioError, "autoreset_mode", autoreset_mode, tuple(AUTORESET_MODES))
+        self.autoreset_mode = AUTORESET_MODES[autoreset_mode]
+        self.metadata = {"autoreset_mode": self.autoreset_mode, "render_modes": []}
+        self.render_mode = None
+        self._sparse = check_choice(ScenarioError, "reward", reward, tuple(REWARDS)) == "sparse"
+        if generator is None:
+            generator = PlacementGenerator(scenario, scope="stage", layer=layer,
+                                           randomize_activation=randomize_activation,
+                                           train_time_steps=train_time_steps, tokens=tokens,
+                                           expert_order=expert_order, objective=objective, route=route,
+                                           layer_strategy=layer_strategy, time_steps=time_steps)
+        if not isinstance(generator, PlacementGenerator) or generator.scope != "stage":
+            raise field_error(ScenarioError, "generator", type(generator).__name__,
+                              "the batched env needs a PlacementGenerator with scope='stage' (it draws rows in "
+                              "batches)")
+        if generator.layer_strategy != "central":
+            raise field_error(ScenarioError, "layer_strategy", generator.layer_strategy,
+                              "the batched env draws 'central' gateways only (drawn gateways need their own "
+                              "shortest paths per episode); use gymnasium.make_vec(..., vectorization_mode='sync')")
+        self.generator = generator
+        spec = self.spec_ = generator.spec
+        self._E, self._C, self._capacity = spec.n_experts, spec.n_candidates_max, spec.capacity
+        if max_episode_steps is not None:
+            max_episode_steps = check_int(ScenarioError, "max_episode_steps", max_episode_steps, 1)
+        self._max_steps = max_episode_steps
+        builder = observation or ObservationBuilder()
+        self._features = BatchObservation(builder)
+        self.obs_layout = make_layout(obs_layout)
+        self.single_observation_space = self.obs_layout.space(builder.space(spec))
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.single_action_space = gym.spaces.Discrete(self._C)
+        self.action_space = gym.spaces.MultiDiscrete(np.full(self.num_envs, self._C))
+        self._ar = np.arange(self.num_envs)
+        self._true = np.ones(self.num_envs, dtype=bool)
+        self._rows: LayerRows | None = None
+        self._needs_reset = False
+        self._final_rows: LayerRows | None = None
+        self._final_satellites = np.empty((0, self._E), dtype=np.int64)
+        self.prefetch = check_bool(ScenarioError, "prefetch", prefetch)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: tuple[np.random.Generator, Future] | None = None
+        self.final_latency_s = np.full(self.num_envs, np.nan)
+        self.final_ratio = np.full(self.num_envs, np.nan)
+
+    # ------------------------------------------------------------------------ episodes
+    def _draw(self, rng: np.random.Generator, layer: int | None) -> tuple[LayerRows, list]:
+        rows = self.generator.draw_rows(rng, self.num_envs, layer)
+        return rows, self._features.tables(rows, self.spec_)
+
+    def _next_batch(self, layer: int | None) -> tuple[LayerRows, list]:
+        """The next batch from `np_random`: the prefetched one, or drawn now. With `prefetch`,
+        the batch after it is then drawn on a worker thread while this one steps (NumPy
+        releases the GIL, so the draw runs on the second core). Batches come from the one
+        generator in order, so a seed still fixes every bit."""
+        rng = self.np_random
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] is not rng:
+            pending = None                            # drawn from a generator a seeded reset replaced
+        if pending is not None and layer is None:
+            batch = pending[1].result()
+        else:
+            if pending is not None:
+                pending[1].result()                   # the worker is done with the rng before we use it
+            batch = self._draw(rng, layer)
+            self._pending = pending                   # a pinned batch leaves the prefetched one for later
+        if self.prefetch and self._pending is None:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xnet-gym-draw")
+            self._pending = (rng, self._pool.submit(self._draw, rng, None))
+        return batch
+
+    def _start(self, layer: int | None = None) -> None:
+        N, C = self.num_envs, self._C
+        rows, tables = self._next_batch(layer)
+        self._rows = rows
+        self._reference_s = rows.stage_reference_s
+        self._order = np.ascontiguousarray(rows.order)
+        self._share = rows.probabilities / self.spec_.top_k
+        self._cost_s = rows.cost_s
+        self._cand_index = np.full((N, self._E), -1, dtype=np.int64)
+        self._count = np.zeros((N, C), dtype=np.int64)
+        self._mask = np.arange(C)[None, :] < rows.n_candidates[:, None]
+        self._shaped = np.zeros(N)
+        self._invalid = np.zeros(N, dtype=np.int64)
+        state = self._state = BatchState(N, C, self._E)
+        state.mask_f[:] = self._mask
+        state.expert = self._order[:, 0]
+        self._features.start(tables, self.spec_)
+        self._j = 0
+        self._needs_reset = False
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        obs = self._features.observe(self._state)
+        return obs if isinstance(self.obs_layout, DictLayout) else self.obs_layout(obs)
+
+    def _info(self, invalid: np.ndarray, latency_s: np.ndarray, ratio: np.ndarray) -> dict[str, Any]:
+        N, rows = self.num_envs, self._rows
+        assert rows is not None
+        values = {"layer": rows.layers.copy(), "step_in_layer": np.full(N, self._j, dtype=np.int64),
+                  "invalid_action": invalid, "invalid_actions": self._invalid.copy(), "latency_s": latency_s,
+                  "analytic_latency_s": self._reference_s.copy(), "ratio_to_analytic": ratio}
+        info: dict[str, Any] = {}
+        for key in INFO_KEYS:
+            info[key] = values[key]
+            info["_" + key] = self._true.copy()
+        return info
+
+    def _reset_info(self) -> dict[str, Any]:
+        zero = np.zeros(self.num_envs)
+        return self._info(np.zeros(self.num_envs, dtype=bool), zero, zero.copy())
+
+    def reset(self, *, seed=None, options=None):
+        if (seed is not None and not isinstance(seed, (int, np.integer))) or isinstance(seed, bool):
+            raise field_error(ScenarioError, "seed", seed, "one int (or None): the env has one np_random for "
+                              "all sub-envs")
+        super().reset(seed=None if seed is None else int(seed))
+        options = dict(options or {})
+        unknown = set(options) - {"layer"}
+        if unknown:
+            raise field_error(ScenarioError, "reset options", sorted(unknown),
+                              "allowed keys: layer (reset_mask: partial resets break the lockstep; "
+                              "trace: use the single env)")
+        layer = options.get("layer")
+        if layer is not None:
+            layer = check_int(ScenarioError, "options['layer']", layer, 0, self.spec_.n_layers - 1)
+        self._start(layer)
+        return self._observation(), self._reset_info()
+
+    def step(self, actions):
+        if self._rows is None:
+            raise ActionError("step() before reset(): call reset() first")
+        N = self.num_envs
+        if self._needs_reset:                          # next-step autoreset: the actions are ignored
+            self._start()
+            return self._observation(), np.zeros(N), np.zeros(N, dtype=bool), np.zeros(N, dtype=bool), \
+                self._reset_info()
+        a = check_actions(actions, N, self._C)
+        ar, state, mask = self._ar, self._state, self._mask
+        e = state.expert
+        invalid = ~mask[ar, a]
+        if invalid.any():
+            cheapest = np.argmin(np.where(mask, self._cost_s, np.inf), axis=1)
+            a = np.where(invalid, cheapest, a)
+            self._invalid += invalid
+        self._cand_index[ar, e] = a
+        count = self._count[ar, a] + 1
+        self._count[ar, a] = count
+        state.occupancy[ar, a] = count / self._capacity
+        full = count >= self._capacity
+        mask[ar, a] &= ~full
+        self._features.place(ar, e, a)
+        if self._sparse:
+            shaped = np.zeros(N)
+        else:
+            # The single env's DenseReward, elementwise: the same IEEE operations, the same bits.
+            credit = -(self._share[ar, e] * self._cost_s[ar, a]) / self._reference_s
+            shaped = np.round(credit * _PER_GRID) / _PER_GRID
+        self._shaped += shaped
+        reward = shaped - np.where(invalid, INVALID_ACTION_PENALTY, 0.0)
+        self._j += 1
+        state.step = self._j
+        terminated = self._j == self._E
+        truncated = not terminated and self._max_steps is not None and self._j >= self._max_steps
+        if not terminated:
+            state.mask_f[ar, a] = np.where(full, 0.0, state.mask_f[ar, a])   # the last step keeps its mask
+            state.expert = self._order[:, self._j]
+        zeros = np.zeros(N)
+        if terminated:
+            latency_s = scoring.stage_latency_of_index(self._rows, self._cand_index, self.spec_)
+            ratio = latency_s / self._reference_s
+            reward = reward + (-latency_s / self._reference_s - self._shaped)
+            self.final_latency_s, self.final_ratio = latency_s, ratio
+            info = self._info(invalid, latency_s, ratio)
+        else:
+            info = self._info(invalid, zeros, zeros.copy())
+        obs = self._observation()
+        done = terminated or truncated
+        term = np.full(N, terminated)
+        trunc = np.full(N, truncated)
+        if done:
+            self._final_satellites = np.take_along_axis(self._rows.candidates, self._cand_index, axis=1)
+            self._final_rows = self._rows
+            if self.autoreset_mode == AutoresetMode.SAME_STEP:
+                final_obs = np.empty(N, dtype=object)
+                final_obs[:] = [{k: v[i] for k, v in obs.items()} for i in range(N)]
+                self._start()
+                obs = self._observation()
+                info = {**self._reset_info(), "final_obs": final_obs, "_final_obs": self._true.copy(),
+                        "final_info": info, "_final_info": self._true.copy()}
+            else:
+                self._needs_reset = True
+        return obs, reward, term, trunc, info
+
+    def close_extras(self, **kwargs):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool, self._pending = None, None
+
+    def __getstate__(self):
+        # The worker thread and its pending batch stay behind; the clone prefetches anew.
+        return {**self.__dict__, "_pool": None, "_pending": None}
+
+    # ------------------------------------------------------------------------ public
+    def action_masks(self) -> np.ndarray:
+        """(N, C) bool: candidates with a free seat, per sub-env."""
+        if self._rows is None:
+            raise ActionError("action_masks() before reset(): call reset() first")
+        return self._mask.copy()
+
+    def analytic_actions(self) -> np.ndarray:
+        """(N,) the closed form's candidate for each sub-env's current expert (the cheapest free
+        candidate where the agent has taken that seat)."""
+        if self._rows is None or self._needs_reset:
+            raise ActionError("analytic_actions() needs episodes in progress: call reset() or step()")
+        ar, e = self._ar, self._state.expert
+        idx = self._rows.analytic_index[ar, e]
+        cheapest = np.argmin(np.where(self._mask, self._cost_s, np.inf), axis=1)
+        return np.where(self._mask[ar, idx], idx, cheapest)
+
+    @property
+    def assignment(self) -> np.ndarray:
+        """(N, E) candidate index of each expert in each sub-env, -1 where not yet placed."""
+        view = self._cand_index.view()
+        view.flags.writeable = False
+        return view
+
+    def problem(self, i: int) -> Problem:
+        """Sub-env i's current (or, after the last step in next-step mode, just finished)
+        episode, as the single env's Problem: its instance, reference and reference latency."""
+        check_int(ScenarioError, "i", i, 0, self.num_envs - 1)
+        rows = self._rows if self._rows is not None else None
+        if rows is None:
+            raise ActionError("problem() before reset(): call reset() first")
+        return self.generator.problem(rows, i)
+
+    def placement(self, i: int) -> Placement:
+        """Sub-env i's last finished placement (all layers but its episode's at the closed form)."""
+        check_int(ScenarioError, "i", i, 0, self.num_envs - 1)
+        if self._final_rows is None:
+            raise ActionError("placement() before any episode ended")
+        problem = self.generator.problem(self._final_rows, i)
+        experts = problem.base_experts.copy()
+        experts[int(self._final_rows.layers[i])] = self._final_satellites[i]
+        return Placement(problem.gateways, experts)
+
+
+ExpertPlacementVectorEnv.__doc__ = (ExpertPlacementVectorEnv.__doc__ or "").replace(
+    "{observation_table}", textwrap.indent(ObservationBuilder().table_markdown(), "    "))
