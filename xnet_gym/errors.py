@@ -126,5 +126,5 @@ def check_actions(actions, n_envs: int, n_actions: int) -> np.ndarray:
         raise ActionError(f"actions: dtype {a.dtype}; must be integers in [0, {n_actions - 1}]")
     if bad.any():
         i = int(np.argmax(bad))
-        raise ActionError(f"actions[{i}] = {a[i]!r}: must be an integer in [0, {n_actions - 1}]")
+        raise ActionError(f"actions[{i}] = {a[i].item()!r}: must be an integer in [0, {n_actions - 1}]")
     return a.astype(np.int64, copy=False)

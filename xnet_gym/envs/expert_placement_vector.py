@@ -330,8 +330,18 @@ class ExpertPlacementVectorEnv(VectorEnv):
             self._pool, self._pending = None, None
 
     def __getstate__(self):
-        # The worker thread and its pending batch stay behind; the clone prefetches anew.
-        return {**self.__dict__, "_pool": None, "_pending": None}
+        # The worker thread stays behind; its batch (already drawn from the rng being
+        # shipped) travels as a finished one, so the clone hands out the same batches.
+        ready = None if self._pending is None else self._pending[1].result()
+        return {**self.__dict__, "_pool": None, "_pending": None, "_ready": ready}
+
+    def __setstate__(self, state):
+        ready = state.pop("_ready")
+        self.__dict__.update(state)
+        if ready is not None:
+            done: Future = Future()
+            done.set_result(ready)
+            self._pending = (self.np_random, done)
 
     # ------------------------------------------------------------------------ public
     def action_masks(self) -> np.ndarray:
