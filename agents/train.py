@@ -49,7 +49,9 @@ DEFAULT_HYPERPARAMETERS = {
     "max_grad_norm": 0.5,
     "hidden": 64,
     "encoder": "mlp",           # the ExpertPlacement policy's candidate encoder: "mlp" or "attention"
+    "vec": "dummy",             # "dummy": SB3's DummyVecEnv of single envs; "batched": the batched vector env
 }
+VEC_KINDS = ("dummy", "batched")
 # Episodes score on this many random time steps (of the scenario's), for faster steps;
 # evaluation always uses every slot.
 DEFAULT_TRAIN_TIME_STEPS = 16
@@ -182,9 +184,28 @@ def _versions() -> dict:
             "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
-def make_train_env(env_id: str, env_kwargs: dict, algo: str, n_envs: int, seed: int):
+def make_train_env(env_id: str, env_kwargs: dict, algo: str, n_envs: int, seed: int, vec: str = "dummy"):
+    """The training VecEnv: SB3's DummyVecEnv of single envs, or (`vec="batched"`) the
+    batched vector env behind `BatchedVecEnv`, one NumPy call per step for all envs."""
+    if vec == "batched":
+        from stable_baselines3.common.vec_env import VecMonitor
+
+        from xnet_gym.envs import ExpertPlacementVectorEnv
+
+        from .batched_vec_env import BatchedVecEnv
+        venv = VecMonitor(BatchedVecEnv(ExpertPlacementVectorEnv(n_envs, autoreset_mode="same_step", **env_kwargs)))
+        venv.seed(seed)
+        return venv
     return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=DummyVecEnv,
                         wrapper_class=CheapestFreeAction if algo == "ppo" else None)
+
+
+def check_vec(vec: str, env_id: str, algo: str) -> None:
+    if vec not in VEC_KINDS:
+        raise field_error(XnetError, "--vec", vec, f"allowed: {', '.join(VEC_KINDS)}")
+    if vec == "batched" and (not env_id.endswith("ExpertPlacement-v0") or algo != "maskable_ppo"):
+        raise field_error(XnetError, "--vec", vec, "the batched env is ExpertPlacement-v0's, trained with "
+                          "--algo maskable_ppo (plain PPO needs a per-env action wrapper)")
 
 
 def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int = 100_000, seed: int = 0,
@@ -212,6 +233,7 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
     check_output_folder(out)
     created = not out.exists()
     hp = {**DEFAULT_HYPERPARAMETERS, **(hyperparameters or {})}
+    check_vec(hp["vec"], env_id, algo)
     import gymnasium as gym
 
     from xnet_gym.scenario import load_scenario
@@ -234,7 +256,7 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
 
 def _train(env_id, algo, timesteps, seed, out: Path, kwargs, resume, progress_bar, hp, verbose,
            imitate=None, imitation_steps=0) -> Path:
-    venv = make_train_env(env_id, kwargs, algo, hp["n_envs"], seed)
+    venv = make_train_env(env_id, kwargs, algo, hp["n_envs"], seed, hp["vec"])
     if algo == "maskable_ppo":
         from sb3_contrib import MaskablePPO as cls
         policy = CandidateMaskablePolicy

@@ -140,7 +140,7 @@ def test_next_step_autoreset_ignores_actions_and_same_step_hands_back_the_final_
     nxt.reset(seed=2)
     same.reset(seed=2)
     E = nxt.unwrapped.spec_.n_experts
-    for t in range(E):
+    for _t in range(E):
         a = nxt.unwrapped.analytic_actions()
         o1, r1, term1, _, i1 = nxt.step(a)
         o2, r2, term2, _, i2 = same.step(a)
@@ -243,8 +243,8 @@ def test_bad_input_fails_at_the_boundary_naming_the_field():
 
 def test_a_pinned_layer_and_a_short_time_limit():
     venv = make(8, **PAPER, max_episode_steps=3)
-    obs, info = venv.reset(seed=0, options={"layer": 7})
+    _obs, info = venv.reset(seed=0, options={"layer": 7})
     assert (info["layer"] == 7).all()
-    for t in range(3):
+    for _t in range(3):
         _, _, term, trunc, _ = venv.step(venv.unwrapped.analytic_actions())
     assert trunc.all() and not term.any()

@@ -219,7 +219,8 @@ def _env_kwargs(args, training: bool) -> dict:
 
 def _hyperparameters(args) -> dict:
     """The training hyperparameters set on the command line (the rest keep their defaults)."""
-    given = {"encoder": args.encoder, "ent_coef": args.ent_coef, "learning_rate": args.learning_rate}
+    given = {"encoder": args.encoder, "ent_coef": args.ent_coef, "learning_rate": args.learning_rate,
+             "vec": getattr(args, "vec", None), "n_envs": getattr(args, "n_envs", None)}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -407,6 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "to each other)")
     p.add_argument("--ent-coef", type=_nonneg_float, help="PPO entropy coefficient (default 0.01)")
     p.add_argument("--learning-rate", type=_positive_float, help="PPO learning rate (default 3e-4)")
+    p.add_argument("--vec", choices=("dummy", "batched"),
+                   help="training envs: dummy (default; SB3 DummyVecEnv of single envs) or batched (the batched "
+                        "vector env: one NumPy call steps all envs; ExpertPlacement-v0, maskable_ppo)")
+    p.add_argument("--n-envs", type=_positive_int, help="parallel training envs (default 8)")
     p.add_argument("--out", default="runs/train", help="run folder (model, checkpoints, TensorBoard, config)")
     p.add_argument("--resume", action="store_true", help="continue from the folder's model or last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
