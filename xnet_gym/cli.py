@@ -318,6 +318,29 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    _require_rl("sweep")
+    from agents.sweep import grid, require_ray, summarise, summary_markdown, sweep
+
+    require_ray()                        # says how to install Ray before any work
+    trials = grid(args.scenarios, args.objectives, args.seeds, args.algos, args.encoders, args.timesteps,
+                  imitate=args.imitate, imitation_steps=args.imitation_steps, vec=args.vec, episodes=args.episodes)
+    where = args.address or "an embedded local Ray"
+    print(f"sweep: {len(trials)} trials on {where} -> {args.out}", flush=True)
+    try:
+        rows = sweep(trials, args.out, address=args.address, resume=args.resume, cpus_per_trial=args.cpus_per_trial,
+                     max_concurrent=args.max_concurrent, verbose=args.verbose)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished trials are kept in {args.out}; continue with the same command and --resume",
+              file=sys.stderr)
+        return 130
+    print(summary_markdown(summarise(rows)))
+    out = Path(args.out)
+    print(f"wrote {out / 'trials.csv'}, {out / 'summary.csv'}, {out / 'summary.md'}"
+          + (f" and {out / 'summary.png'}" if (out / "summary.png").is_file() else ""))
+    return 0
+
+
 # ---------------------------------------------------------------------------------- parser
 def _add_instance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="paper", help="preset name or path to a scenario TOML (default: paper)")
@@ -430,6 +453,28 @@ def build_parser() -> argparse.ArgumentParser:
                                         "its geomean ratio to it, and the solver gets a row")
     p.add_argument("--budget", type=_positive_float, help="the --best-known solver's time budget per instance (s)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sweep", help="a grid of training runs as Ray Tune trials, each trained then evaluated "
+                                     "(needs xnet-gym[scale])")
+    p.add_argument("--scenarios", nargs="+", default=["paper"],
+                   help="presets or TOML paths, each optionally with env overrides: "
+                        "deepseek-esft:tokens=512,train_time_steps=8 (keys: tokens, train_time_steps, time_steps)")
+    p.add_argument("--objectives", nargs="+", default=["max"], help="max and/or weighted (default: max)")
+    p.add_argument("--seeds", nargs="+", type=_nonneg_int, default=[0, 1, 2])
+    p.add_argument("--algos", nargs="+", default=["maskable_ppo"], help="maskable_ppo and/or ppo")
+    p.add_argument("--encoders", nargs="+", default=["mlp"], help="mlp and/or attention")
+    p.add_argument("--timesteps", nargs="+", type=_positive_int, default=[100_000])
+    p.add_argument("--imitate", choices=("analytic",), help="warm start every trial from the closed form")
+    p.add_argument("--imitation-steps", type=_positive_int, default=20_000)
+    p.add_argument("--vec", choices=("dummy", "batched"), default="dummy", help="training envs (see train)")
+    p.add_argument("--episodes", type=_positive_int, default=100, help="held-out instances per evaluation")
+    p.add_argument("--out", default="runs/sweep", help="sweep folder: trials/, tune/, trials.csv, summary.*")
+    p.add_argument("--address", help="join this Ray cluster (e.g. auto, or HEAD:6379) instead of an embedded Ray")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --out")
+    p.add_argument("--cpus-per-trial", type=_positive_float, default=1.0)
+    p.add_argument("--max-concurrent", type=_positive_int, help="trials at once (default: as CPUs allow)")
+    p.add_argument("--verbose", type=_nonneg_int, default=0, choices=(0, 1, 2))
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("run", help="main job: train MaskablePPO, then compare with the paper's strategies" + rl)
     _add_env_args(p)
