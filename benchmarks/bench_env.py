@@ -1,4 +1,4 @@
-"""Env step throughput (issue: envs). Run: python benchmarks/bench_env.py
+"""Env step throughput. Run: python benchmarks/bench_env.py
 
 Random-action steps per second through `gymnasium.make` (default wrappers included) for
 ExpertPlacement-v0 on `paper` and CartPole-v1 in the same run; resets are included in the
@@ -59,6 +59,34 @@ def vec_steps_per_s(venv, seconds=WINDOW_S):
     return n / (time.perf_counter() - t0)
 
 
+def batched_steps_per_s(venv, seconds=WINDOW_S):
+    """The batched env: random actions (a fixed pool, so drawing them is not what is timed;
+    invalid ones cost the env a fallback, as in the single-env rows), autoreset steps
+    included in the count as `make_vec` counts them."""
+    venv.reset(seed=0)
+    rng = np.random.default_rng(0)
+    pool = [rng.integers(venv.single_action_space.n, size=venv.num_envs) for _ in range(16)]
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for actions in pool:
+            venv.step(actions)
+            n += venv.num_envs
+    return n / (time.perf_counter() - t0)
+
+
+def batched_rows() -> list:
+    rows = []
+    for label, kw, sizes in [("paper, train_time_steps=16", {"scenario": "paper", "train_time_steps": 16},
+                              (64, 1024, 8192)),
+                             ("deepseek-esft, tokens=512, train_time_steps=8",
+                              {"scenario": "deepseek-esft", "tokens": 512, "train_time_steps": 8}, (64, 1024, 8192))]:
+        for n in sizes:
+            venv = gym.make_vec("xnet_gym/ExpertPlacement-v0", num_envs=n, vectorization_mode="vector_entry_point",
+                                **kw)
+            rows.append((f"batched x{n} (vector_entry_point) ExpertPlacement-v0 {label}", venv, batched_steps_per_s))
+    return rows
+
+
 def main():
     envs = [("CartPole-v1", gym.make("CartPole-v1"), steps_per_s)]
     for label, env_id, kw in [
@@ -80,6 +108,7 @@ def main():
         venv = gym.make_vec("xnet_gym/ExpertPlacement-v0", num_envs=8, vectorization_mode=mode,
                             scenario="paper", train_time_steps=16)
         envs.append((f"make_vec x8 ({mode}) ExpertPlacement-v0, train_time_steps=16", venv, vec_steps_per_s))
+    envs += batched_rows()
     best = {label: 0.0 for label, _, _ in envs}
     for _ in range(ROUNDS):
         for label, env, measure in envs:
@@ -88,9 +117,10 @@ def main():
         env.close()
     cart = best["CartPole-v1"]
     print(f"best of {ROUNDS} interleaved windows of {WINDOW_S:g} s per row")
-    print(f"{'env':<96}{'steps/s':>10}{'cost / CartPole step':>22}")
+    sync = best["make_vec x8 (sync) ExpertPlacement-v0, train_time_steps=16"]
+    print(f"{'env':<104}{'steps/s':>11}{'cost / CartPole step':>22}{'x make_vec sync':>17}")
     for label, sps in best.items():
-        print(f"{label:<96}{sps:>10.0f}{cart / sps:>22.2f}")
+        print(f"{label:<104}{sps:>11.0f}{cart / sps:>22.2f}{sps / sync:>17.1f}")
 
 
 if __name__ == "__main__":

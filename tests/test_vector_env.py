@@ -248,3 +248,42 @@ def test_a_pinned_layer_and_a_short_time_limit():
     for _t in range(3):
         _, _, term, trunc, _ = venv.step(venv.unwrapped.analytic_actions())
     assert trunc.all() and not term.any()
+
+
+class FixedProblem:
+    """A generator that hands the single env one given episode (a batched env's sub-env)."""
+
+    def __init__(self, problem):
+        self.problem, self.spec = problem, problem.spec
+
+    def __call__(self, rng, options=None):
+        return self.problem
+
+
+@pytest.mark.parametrize("scenario,kw", [("deepseek-esft", {"tokens": 512, "train_time_steps": 8}),
+                                         ("deepseek-esft-packed", {"tokens": 256, "train_time_steps": 4})])
+def test_every_sub_env_observes_what_the_single_env_observes_on_its_episode(scenario, kw):
+    """Real traces, where the marginal goes through its sorted route (hundreds of sets per
+    expert) and satellites hold several experts: sub-env i, replayed in the single env on
+    the same episode with the same actions, sees the same observations and return."""
+    N = 6
+    venv = make(N, scenario=scenario, **kw).unwrapped
+    obs, _ = venv.reset(seed=8)
+    E, C = venv.spec_.n_experts, venv.spec_.n_candidates_max
+    singles = [gym.make(ENV_ID, generator=FixedProblem(venv.problem(i))) for i in range(N)]
+    single_obs = [env.reset(seed=0)[0] for env in singles]
+    rng = np.random.default_rng(2)
+    returns, single_returns = np.zeros(N), np.zeros(N)
+    for _ in range(E):
+        for i, env in enumerate(singles):
+            for key, value in single_obs[i].items():
+                tol = 1e-6 if key == "candidate_marginal" else 0.0
+                np.testing.assert_allclose(obs[key][i], value, rtol=0, atol=tol, err_msg=key)
+        actions = rng.integers(C, size=N)
+        obs, reward, term, _, _ = venv.step(actions)
+        returns += reward
+        for i, env in enumerate(singles):
+            single_obs[i], r, *_ = env.step(int(actions[i]))
+            single_returns[i] += r
+    assert term.all()
+    np.testing.assert_allclose(returns, single_returns, rtol=0, atol=1e-12)

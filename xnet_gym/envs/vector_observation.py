@@ -144,10 +144,41 @@ class BatchMarginal(BatchFeature):
         at = ar * self._E + e
         cn = self._cost
         raised = self._set_max[ar[:, None], self._index[at]]                     # (N, M)
-        spread = np.maximum(cn[:, None, :], raised[:, :, None])                  # (N, M, C)
-        marginal = np.matmul(self._weight[at][:, None, :], spread)[:, 0, :]
+        weight = self._weight[at]
+        if raised.shape[1] * cn.shape[1] <= DENSE_MARGINAL_MAX:
+            spread = np.maximum(cn[:, None, :], raised[:, :, None])              # (N, M, C)
+            marginal = np.matmul(weight[:, None, :], spread)[:, 0, :]
+        else:
+            marginal = _sorted_marginal(cn, raised, weight)
         np.minimum(marginal, 1.0, out=marginal)
         return np.where(self._has_sets[at][:, None], marginal, cn)
+
+
+# Above this many (set, candidate) pairs per sub-env the marginal goes through a sort of the
+# sets, O(M log M + C log M) per row, instead of the O(M x C) table: on real traces (M ~ 180
+# sets per expert, C = 139) that is 15x less work; on `paper` (M = 7, C = 32) the table wins.
+DENSE_MARGINAL_MAX = 2048
+
+
+def _sorted_marginal(cn: np.ndarray, raised: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(N, C) sum_s w_s max(cn_c, r_s) = cn_c (W - W_>(c)) + sum_{s: r_s > cn_c} w_s r_s, with
+    the sets of each row sorted by r once and the split found by one batched searchsorted
+    (rows offset by 4, above every normalised value). Sums in float64, then float32."""
+    N, M = raised.shape
+    order = np.argsort(raised, axis=1, kind="stable")
+    r = np.take_along_axis(raised, order, axis=1).astype(np.float64)
+    w = np.take_along_axis(weight, order, axis=1).astype(np.float64)
+    # Suffix sums from set j on, with a zero past the end: what lies above the split.
+    tail_w = np.zeros((N, M + 1))
+    tail_wr = np.zeros((N, M + 1))
+    tail_w[:, :M] = np.cumsum(w[:, ::-1], axis=1)[:, ::-1]
+    tail_wr[:, :M] = np.cumsum((w * r)[:, ::-1], axis=1)[:, ::-1]
+    offset = 4.0 * np.arange(N)[:, None]
+    split = np.searchsorted((r + offset).ravel(), (cn + offset).ravel(), side="right").reshape(cn.shape)
+    split -= (M * np.arange(N))[:, None]                                       # sets with r <= cn_c
+    rows = np.arange(N)[:, None]
+    x = cn.astype(np.float64)
+    return (x * (tail_w[:, 0:1] - tail_w[rows, split]) + tail_wr[rows, split]).astype(np.float32)
 
 
 class BatchOccupancy(BatchFeature):
