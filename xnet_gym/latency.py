@@ -100,12 +100,16 @@ def _set_member_costs_s(leg_cost_s, expert_time_s, sats, sets, capacity) -> tupl
     lead, (m, k) = sets.shape[:-2], sets.shape[-2:]
     # Gather whole time rows (expert-major), member-major: (N, k*m, n_t). Row gathers and a max
     # over a short outer axis are several times faster in NumPy than element gathers and a
-    # max over a last axis of length k; `take` on flat rows beats 2-D fancy indexing by ~1.5x.
+    # max over a last axis of length k; on big batches `take` on flat rows beats 2-D fancy
+    # indexing by ~1.5x.
     n = math.prod(lead)
     members = np.swapaxes(sets, -1, -2).reshape(n, k * m)
     rows = np.arange(n)[:, None]
-    by_expert = np.ascontiguousarray(np.swapaxes(leg_cost_s.reshape(n, n_t, E), 1, 2)).reshape(n * E, n_t)
-    legs = np.take(by_expert, (rows * E + members).ravel(), axis=0).reshape(n, k * m, n_t)
+    if n * k * m * n_t > 1 << 16:          # batches: one contiguous copy, then flat row takes
+        by_expert = np.ascontiguousarray(np.swapaxes(leg_cost_s.reshape(n, n_t, E), 1, 2)).reshape(n * E, n_t)
+        legs = np.take(by_expert, (rows * E + members).ravel(), axis=0).reshape(n, k * m, n_t)
+    else:                                  # a few sets (a move's rescoring): no copy of every expert
+        legs = np.swapaxes(leg_cost_s.reshape(n, n_t, E), 1, 2)[rows, members]
     compute = expert_time_s.reshape(n, E)[rows, members]
     if capacity > 1:
         s = sats.reshape(n, E)[rows, members].reshape(n, k, m)
