@@ -275,7 +275,7 @@ def test_every_sub_env_observes_what_the_single_env_observes_on_its_episode(scen
     rng = np.random.default_rng(2)
     returns, single_returns = np.zeros(N), np.zeros(N)
     for _ in range(E):
-        for i, env in enumerate(singles):
+        for i in range(N):
             for key, value in single_obs[i].items():
                 tol = 1e-6 if key == "candidate_marginal" else 0.0
                 np.testing.assert_allclose(obs[key][i], value, rtol=0, atol=tol, err_msg=key)

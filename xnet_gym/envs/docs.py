@@ -8,11 +8,13 @@ from __future__ import annotations
 import inspect
 
 from .expert_placement import ExpertPlacementEnv
+from .expert_placement_vector import ExpertPlacementVectorEnv
 from .expert_refine import ExpertRefineEnv
 from .model_placement import ModelPlacementEnv
 
-ENVS = (("xnet_gym/ExpertPlacement-v0", ExpertPlacementEnv), ("xnet_gym/ModelPlacement-v0", ModelPlacementEnv),
-        ("xnet_gym/ExpertRefine-v0", ExpertRefineEnv))
+ENVS = (("xnet_gym/ExpertPlacement-v0", ExpertPlacementEnv),
+        ("xnet_gym/ExpertPlacement-v0, batched (vector_entry_point)", ExpertPlacementVectorEnv),
+        ("xnet_gym/ModelPlacement-v0", ModelPlacementEnv), ("xnet_gym/ExpertRefine-v0", ExpertRefineEnv))
 
 
 def envs_markdown() -> str:

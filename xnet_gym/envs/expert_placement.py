@@ -97,7 +97,8 @@ class ExpertPlacementEnv(AssignmentEnv):
     ## Version History
 
     - v0: initial release. Later in v0: `time_steps`/`train_time_steps` (the old names are
-      deprecated aliases), the terminal observation keeps the last valid mask, `obs_layout`.
+      deprecated aliases), the terminal observation keeps the last valid mask, `obs_layout`,
+      a batched vector env as the `vector_entry_point` (`gymnasium.make_vec` uses it by default).
     """
 
     __doc__ = __doc__.replace("{observation_table}", textwrap.indent(ObservationBuilder().table_markdown(), "    "))

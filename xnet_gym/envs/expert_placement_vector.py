@@ -59,7 +59,9 @@ class ExpertPlacementVectorEnv(VectorEnv):
     ## Observation Space
 
     The single env's observation, batched (`gymnasium.vector.utils.batch_space`): a `Dict`
-    of float32 arrays with a leading axis N, in the layout chosen by `obs_layout`:
+    of float32 arrays with a leading axis N, in the layout chosen by `obs_layout`. Row i is
+    what the single env shows on sub-env i's episode, bit for bit, except
+    `candidate_marginal`, a float32 weighted sum whose summation order differs (within 1e-6):
 
 {observation_table}
 
@@ -72,7 +74,13 @@ class ExpertPlacementVectorEnv(VectorEnv):
     ## Starting State
 
     `reset(seed=s)` seeds the env's one `np_random`; every batch of N episodes is drawn from
-    it. `options={"layer": l}` pins every sub-env's layer for that batch.
+    it, in order. `options={"layer": l}` pins every sub-env's layer for that batch.
+
+    With `prefetch=True` (default) the next batch is drawn on a worker thread while the
+    current one steps (NumPy releases the GIL, so a second core draws it). The batches are
+    the same bits as without prefetch, for the same seed; the one difference is a reset that
+    pins a layer without a new seed: it draws after the prefetched batch, which is kept for
+    the next unpinned batch.
 
     ## Episode End
 
@@ -98,7 +106,8 @@ class ExpertPlacementVectorEnv(VectorEnv):
                              randomize_activation=True, train_time_steps=None, tokens=None,
                              objective=None, route=None, time_steps=None, reward="dense",
                              generator=None, observation=None, obs_layout="dict",
-                             autoreset_mode="next_step", max_episode_steps=None)
+                             autoreset_mode="next_step", max_episode_steps=None,
+                             prefetch=True)
     ```
 
     The single env's arguments, with these differences: `layer_strategy` is `"central"` only
