@@ -25,6 +25,7 @@ then be on storage every node sees, as Tune's own storage path must.
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.util
 import itertools
 import json
@@ -67,9 +68,12 @@ class Trial:
 
     @property
     def name(self) -> str:
-        over = f"[{self.overrides}]" if self.overrides else ""
-        return (f"{self.scenario}{over}-{self.objective}-{self.algo}-{self.encoder}-{self.timesteps}"
-                f"{'-' + self.imitate if self.imitate else ''}-seed{self.seed}").replace("=", "").replace(",", "_")
+        over = "." + self.overrides.replace("=", "").replace(",", ".") if self.overrides else ""
+        scenario = self.scenario
+        if scenario.endswith(".toml"):                  # a file: its stem, and a hash of its path
+            scenario = f"{Path(scenario).stem}.{hashlib.sha1(scenario.encode()).hexdigest()[:8]}"
+        return (f"{scenario}{over}-{self.objective}-{self.algo}-{self.encoder}-{self.timesteps}"
+                f"{'-' + self.imitate if self.imitate else ''}-seed{self.seed}")
 
     def env_kwargs(self, training: bool) -> dict:
         kwargs = {"scenario": self.scenario, "objective": self.objective, **parse_overrides(self.overrides)}
