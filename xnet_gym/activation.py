@@ -136,10 +136,10 @@ class ActivationTrace:
         return ActivationTrace(self.experts[idx], self.n_experts, w, self.source, check=False)
 
 
-def set_indicator(sets: np.ndarray, n_experts: int) -> np.ndarray:
-    """(..., m, E) 1.0 where expert e is in active set j, from sets (..., m, k)."""
-    onehot = np.zeros((*sets.shape[:-1], n_experts))
-    np.put_along_axis(onehot, sets, 1.0, axis=-1)
+def set_indicator(sets: np.ndarray, n_experts: int, dtype=np.float64) -> np.ndarray:
+    """(..., m, E) 1 where expert e is in active set j, from sets (..., m, k)."""
+    onehot = np.zeros((*sets.shape[:-1], n_experts), dtype=dtype)
+    np.put_along_axis(onehot, sets, 1, axis=-1)
     return onehot
 
 
@@ -149,7 +149,12 @@ def coactivation_from_sets(sets: np.ndarray, counts: np.ndarray, n_experts: int,
     counts (..., m); leading axes are a batch of layers. `indicator`: `set_indicator(sets)`,
     if the caller has it already."""
     onehot = set_indicator(sets, n_experts) if indicator is None else indicator
-    joint = np.swapaxes(onehot * counts[..., None], -1, -2) @ onehot
+    # Joint token counts are integers: float32 sums them exactly below 2^24 tokens (and twice
+    # as fast as float64 on real traces' thousands of sets); the division is in float64.
+    small = int(counts.sum(axis=-1).max(initial=0)) < 1 << 24
+    dtype = np.float32 if small else np.float64
+    onehot = onehot.astype(dtype, copy=False)
+    joint = (np.swapaxes(onehot * counts[..., None].astype(dtype), -1, -2) @ onehot).astype(np.float64)
     diag = np.arange(n_experts)
     count = joint[..., diag, diag].copy()
     joint[..., diag, diag] = 0.0

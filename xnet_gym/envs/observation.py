@@ -194,7 +194,7 @@ def set_indicator_of(rows: LayerRows, E: int) -> np.ndarray:
     sets, cached = _LAST_INDICATOR
     if sets is rows.sets:
         return cached
-    indicator = set_indicator(rows.sets, E)
+    indicator = set_indicator(rows.sets, E, np.float32)
     _LAST_INDICATOR[:] = [rows.sets, indicator]
     return indicator
 
