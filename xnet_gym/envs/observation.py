@@ -200,10 +200,17 @@ def set_indicator_of(rows: LayerRows, E: int) -> np.ndarray:
 
 
 def _members(rows: LayerRows, E: int):
-    """(row b, set j, expert e) of every expert in every counted set, sorted by (b, e, j)."""
-    onehot = set_indicator_of(rows, E)                                                  # (B, m, E)
-    b, e, j = np.nonzero(np.swapaxes(onehot * (rows.counts > 0)[:, :, None], 1, 2))
-    return b, j, e
+    """(row b, set j, expert e) of every expert in every counted set, sorted by (b, e, j): each
+    row's members sorted by expert with a stable (radix, int16) sort, so sets stay in order."""
+    sets, counts = rows.sets, rows.counts
+    B, m, k = sets.shape
+    dtype = np.int16 if E < 1 << 15 else np.int32                  # int16: NumPy's stable sort is a radix sort
+    key = np.where(np.repeat(counts > 0, k, axis=1), sets.reshape(B, m * k), E).astype(dtype)
+    order = np.argsort(key, axis=1, kind="stable")
+    e = np.take_along_axis(key, order, axis=1)
+    valid = e < E                                   # members of zero-count sets sort last, as E
+    b = np.broadcast_to(np.arange(B)[:, None], e.shape)[valid]
+    return b, (order // k)[valid], e[valid].astype(np.int64)
 
 
 class CandidateOccupancy(Feature):
