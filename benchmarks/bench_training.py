@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     rows = [(vec, n) for n in (8, 64) for vec in ("dummy", "batched")]
-    best = {row: (0.0, 0.0) for row in rows}
+    best = dict.fromkeys(rows, (0.0, 0.0))
     for _ in range(args.rounds):
         for vec, n in rows:
             learn, rollout = measure(vec, n, args.timesteps)
