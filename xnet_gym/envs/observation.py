@@ -207,10 +207,10 @@ def _members(rows: LayerRows, E: int):
     dtype = np.int16 if E < 1 << 15 else np.int32                  # int16: NumPy's stable sort is a radix sort
     key = np.where(np.repeat(counts > 0, k, axis=1), sets.reshape(B, m * k), E).astype(dtype)
     order = np.argsort(key, axis=1, kind="stable")
-    e = np.take_along_axis(key, order, axis=1)
+    e = np.take_along_axis(key, order, axis=1).astype(np.int64)
     valid = e < E                                   # members of zero-count sets sort last, as E
     b = np.broadcast_to(np.arange(B)[:, None], e.shape)[valid]
-    return b, (order // k)[valid], e[valid].astype(np.int64)
+    return b, (order // k)[valid], e[valid]
 
 
 class CandidateOccupancy(Feature):
