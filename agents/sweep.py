@@ -249,6 +249,16 @@ def sweep(trials: list[Trial], out, *, address: str | None = None, resume: bool 
     return rows
 
 
+def read_trials_csv(path) -> list[dict]:
+    """`trials.csv` back as trial rows, numbers as numbers (for plots redrawn from a committed
+    sweep, as `scripts/make_images.py` does)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    typed = {**dict.fromkeys((*METRICS, "train_wall_time_s", "trial_wall_time_s"), float),
+             "seed": int, "timesteps": int, "total_timesteps": int, "episodes": int, "imitation_steps": int}
+    return [{k: (typed[k](v) if k in typed else v) for k, v in row.items()} for row in rows]
+
+
 def summarise(rows: list[dict]) -> list[dict]:
     """Per configuration (everything but the seed): mean and spread across seeds."""
     groups: dict[tuple, list[dict]] = {}

@@ -9,6 +9,8 @@
 - breakdown.png: `xnet-gym show breakdown` on `paper` with local search and anneal
 - learning_curve.png: the main job's comparison plot (bars + training curve)
 - headroom.png: `benchmarks/headroom.py --plot-only` from the committed headroom.csv
+- sweep-summary.png: the README sweep's summary plot, from the committed
+  benchmarks/results/sweep/trials.csv (the sweep itself: the command in the README)
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ def main(argv=None) -> None:
     shutil.copyfile(run / "comparison.png", IMG / "learning_curve.png")
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "headroom.py"), "--plot-only"], check=True, cwd=ROOT)
     shutil.copyfile(ROOT / "benchmarks" / "results" / "headroom.png", IMG / "headroom.png")
+    from agents.sweep import plot_summary, read_trials_csv, summarise
+
+    trials = read_trials_csv(ROOT / "benchmarks" / "results" / "sweep" / "trials.csv")
+    plot_summary(trials, summarise(trials), IMG / "sweep-summary.png")
     print(f"images in {IMG}")
 
 
