@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("ray.tune")
 
-from agents.sweep import Trial, grid, run_trial
+from agents.sweep import Trial, grid, read_trials_csv, run_trial, summarise, summary_markdown
 from agents.train import train
 from xnet_gym.cli import main
 from xnet_gym.errors import XnetError
@@ -35,6 +35,9 @@ def test_sweep_on_tiny_two_seeds_two_objectives_then_resume(tmp_path, capsys):
             assert metrics["best_ratio"] >= 1.0 - 1e-9
         assert metrics["total_timesteps"] >= 2048
     assert (out / "summary.png").read_bytes()[:8] == PNG
+    # The committed README sweep is redrawn from its trials.csv: the file reads back to the same summary.
+    again = summarise(read_trials_csv(out / "trials.csv"))
+    assert summary_markdown(again) + "\n" == (out / "summary.md").read_text()
     assert "| tiny | max | maskable_ppo | mlp | 2048 | 2 |" in (out / "summary.md").read_text()
 
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("trials/*/model.zip")}
