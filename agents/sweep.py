@@ -121,6 +121,9 @@ def grid(scenarios, objectives, seeds, algos=("maskable_ppo",), encoders=("mlp",
     for encoder in encoders:
         if encoder not in ("mlp", "attention"):
             raise field_error(XnetError, "--encoders", encoder, "allowed: mlp, attention")
+    from .train import check_vec
+    for algo in algos:
+        check_vec(vec, ENV_ID, algo)
     if imitate is not None and set(algos) != {"maskable_ppo"}:
         raise field_error(XnetError, "--imitate", imitate, "needs --algos maskable_ppo only")
     split = [split_scenario(s) for s in scenarios]

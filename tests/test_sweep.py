@@ -77,6 +77,8 @@ def test_grid_checks_every_flag():
         grid(["tiny"], ["min"], [0])
     with pytest.raises(XnetError, match="--seeds = \\[\\]"):
         grid(["tiny"], ["max"], [])
+    with pytest.raises(XnetError, match="--vec = 'batched'"):
+        grid(["tiny"], ["max"], [0], algos=["ppo"], vec="batched")       # refused before Ray starts
     with pytest.raises(XnetError, match="--imitate"):
         grid(["tiny"], ["max"], [0], algos=["ppo"], imitate="analytic")
 

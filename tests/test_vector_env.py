@@ -80,11 +80,33 @@ def test_batches_are_the_single_envs_blocks_bit_for_bit(kwargs):
         v_first, *_ = venv.step(np.zeros(N, dtype=np.int64))          # next-step autoreset: the next batch
 
 
+def tiny_variant(tmp_path, variant: str) -> str:
+    """tiny with clustered routing, or with 12 experts top-6 (too many sets to enumerate: the
+    generator draws token-level traces), as a scenario file."""
+    from xnet_gym.scenario import PRESET_DIR
+    text = (PRESET_DIR / "tiny.toml").read_text()
+    if variant == "clustered":
+        text = text.replace('source = "zipf"', 'source = "clustered"\nclusters = 3\ncoactivation_strength = 0.8')
+    else:
+        text = text.replace('preset = "tiny"', 'preset = "tiny"\nexperts = 12\ntop_k = 6')
+        text += "\n[placement]\nexperts_per_satellite = 3\n"
+    path = tmp_path / f"{variant}.toml"
+    path.write_text(text)
+    return str(path)
+
+
 @pytest.mark.parametrize("scenario,kw", [("paper", {"train_time_steps": 16}), ("tiny", {"objective": "weighted"}),
                                          ("deepseek-esft", {"tokens": 512, "train_time_steps": 8}),
-                                         ("deepseek-esft-packed", {"tokens": 256, "train_time_steps": 4})])
-def test_analytic_is_exactly_minus_one_and_random_returns_equal_the_evaluator(scenario, kw):
+                                         ("deepseek-esft-packed", {"tokens": 256, "train_time_steps": 4}),
+                                         ("deepseek-esft", {"tokens": 256, "randomize_activation": False}),
+                                         ("tiny", {"randomize_activation": False}),
+                                         ("clustered", {}), ("gumbel", {})])
+def test_analytic_is_exactly_minus_one_and_random_returns_equal_the_evaluator(scenario, kw, tmp_path):
+    """Every way the generator draws a batch (exact zipf sets, trace windows, the scenario's
+    own profile, clustered and Gumbel top-k token draws)."""
     N = 16
+    if scenario in ("clustered", "gumbel"):
+        scenario = tiny_variant(tmp_path, scenario)
     venv = make(N, scenario=scenario, **kw).unwrapped
     venv.reset(seed=5)
     E = venv.spec_.n_experts
@@ -129,6 +151,14 @@ def test_episodes_follow_the_single_envs_distribution_on_a_trace_source():
     venv.reset(seed=0)
     rows = venv._rows
     assert np.all(rows.counts.sum(axis=1) == 512)
+    # Without randomize_activation every episode is the trace's first 256 tokens, as in the single env.
+    fixed = make(4, scenario="deepseek-esft", tokens=256, randomize_activation=False).unwrapped
+    fixed.reset(seed=0)
+    window = fixed.generator.base.trace.window(0, 256)
+    for i, layer in enumerate(fixed._rows.layers):
+        own_sets, own_counts = window.active_sets(int(layer))
+        assert np.array_equal(fixed._rows.counts[i, :len(own_counts)], own_counts)
+        assert np.array_equal(fixed._rows.sets[i, :len(own_counts)], own_sets)
 
 
 def test_next_step_autoreset_ignores_actions_and_same_step_hands_back_the_final_observation():
@@ -246,8 +276,18 @@ def test_a_pinned_layer_and_a_short_time_limit():
     _obs, info = venv.reset(seed=0, options={"layer": 7})
     assert (info["layer"] == 7).all()
     for _t in range(3):
-        _, _, term, trunc, _ = venv.step(venv.unwrapped.analytic_actions())
-    assert trunc.all() and not term.any()
+        _, _, term, trunc, info = venv.step(venv.unwrapped.analytic_actions())
+    assert trunc.all() and not term.any() and not info["latency_s"].any()
+    with pytest.raises(ActionError, match="a truncated one has no placement"):
+        venv.unwrapped.placement(0)                  # 3 of 8 experts placed: nothing to score
+
+
+def test_the_single_envs_v0_keywords_still_work_with_a_warning():
+    with pytest.warns(DeprecationWarning, match="train_slots= is deprecated; use train_time_steps="):
+        venv = ExpertPlacementVectorEnv(4, scenario="tiny", train_slots=2)
+    assert venv.generator.train_time_steps == 2
+    with pytest.raises(TypeError, match="unexpected keyword argument 'slot'"):
+        ExpertPlacementVectorEnv(4, scenario="tiny", slot=2)
 
 
 class FixedProblem:

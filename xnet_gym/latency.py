@@ -127,9 +127,8 @@ def stage_total_by_candidate_s(leg_cost_s: np.ndarray, candidate_time_s: np.ndar
     times faster than `take_along_axis` on thousands of rows); the gather is exact, so the
     result is `stage_total_s`'s, bit for bit."""
     B, n_t, C = leg_cost_s.shape
-    E = candidate_index.shape[1]
     rows = np.arange(B)
-    where = ((rows[:, None] * n_t + np.arange(n_t))[:, :, None] * C + candidate_index[:, None, :]).reshape(B, n_t, E)
+    where = (rows[:, None] * n_t + np.arange(n_t))[:, :, None] * C + candidate_index[:, None, :]     # (B, n_t, E)
     legs = np.take(np.ascontiguousarray(leg_cost_s).reshape(-1), where)
     return stage_total_s(legs, np.take_along_axis(candidate_time_s, candidate_index, axis=1),
                          np.take_along_axis(candidates, candidate_index, axis=1), sets, counts, probabilities, top_k,

@@ -42,6 +42,21 @@ def _no_start(problem: Problem) -> None:
 DEPRECATED_KWARGS = {"slots": "time_steps", "train_slots": "train_time_steps"}
 
 
+def resolve_deprecated(owner: str, deprecated: dict, time_steps, train_time_steps) -> tuple:
+    """(time_steps, train_time_steps) with the v0 names `slots` / `train_slots` folded in (a
+    DeprecationWarning each); any other unknown keyword is a TypeError, as Python's own."""
+    for old, value in deprecated.items():
+        if old not in DEPRECATED_KWARGS:
+            raise TypeError(f"{owner}() got an unexpected keyword argument {old!r}")
+        new = DEPRECATED_KWARGS[old]
+        warnings.warn(f"{old}= is deprecated; use {new}=", DeprecationWarning, stacklevel=3)
+        if new == "time_steps":
+            time_steps = value if time_steps is None else time_steps
+        else:
+            train_time_steps = value if train_time_steps is None else train_time_steps
+    return time_steps, train_time_steps
+
+
 def render_modes() -> list[str]:
     """`rgb_array` only where matplotlib is installed, so env checkers see what can render."""
     try:
@@ -60,15 +75,8 @@ class AssignmentEnv(gym.Env):
                  time_steps=None, reward="dense", render_mode=None, generator: Generator | None = None,
                  reward_fn=None, viewer=None, observation: ObservationBuilder | None = None, obs_layout="dict",
                  **deprecated):
-        for old, value in deprecated.items():
-            if old not in DEPRECATED_KWARGS:
-                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {old!r}")
-            new = DEPRECATED_KWARGS[old]
-            warnings.warn(f"{old}= is deprecated; use {new}=", DeprecationWarning, stacklevel=2)
-            if new == "time_steps":
-                time_steps = value if time_steps is None else time_steps
-            else:
-                train_time_steps = value if train_time_steps is None else train_time_steps
+        time_steps, train_time_steps = resolve_deprecated(type(self).__name__, deprecated, time_steps,
+                                                          train_time_steps)
         if render_mode is not None:
             check_choice(ScenarioError, "render_mode", render_mode, self.metadata["render_modes"])
         if reward_fn is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import textwrap
-import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -15,7 +14,7 @@ from gymnasium.vector.utils import batch_space
 from ..errors import ActionError, ScenarioError, check_actions, check_bool, check_choice, check_int, field_error
 from ..placement import Placement
 from . import scoring
-from .assignment import DEPRECATED_KWARGS
+from .assignment import resolve_deprecated
 from .generator import PlacementGenerator
 from .layout import DictLayout, make_layout
 from .observation import ObservationBuilder
@@ -126,14 +125,8 @@ class ExpertPlacementVectorEnv(VectorEnv):
                  layer_strategy="central", time_steps=None, reward="dense", generator: PlacementGenerator | None = None,
                  observation: ObservationBuilder | None = None, obs_layout="dict", autoreset_mode="next_step",
                  max_episode_steps: int | None = None, prefetch: bool = True, render_mode=None, **deprecated):
-        for old, value in deprecated.items():
-            if old not in DEPRECATED_KWARGS:
-                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {old!r}")
-            warnings.warn(f"{old}= is deprecated; use {DEPRECATED_KWARGS[old]}=", DeprecationWarning, stacklevel=2)
-            if old == "slots":
-                time_steps = value if time_steps is None else time_steps
-            else:
-                train_time_steps = value if train_time_steps is None else train_time_steps
+        time_steps, train_time_steps = resolve_deprecated(type(self).__name__, deprecated, time_steps,
+                                                          train_time_steps)
         self.num_envs = check_int(ScenarioError, "num_envs", num_envs, 1, 1 << 20)
         if render_mode is not None:
             raise field_error(ScenarioError, "render_mode", render_mode,
@@ -319,9 +312,10 @@ class ExpertPlacementVectorEnv(VectorEnv):
         done = terminated or truncated
         term = np.full(N, terminated)
         trunc = np.full(N, truncated)
-        if done:
+        if terminated:                           # a truncated batch has experts still unplaced
             self._final_satellites = np.take_along_axis(self._rows.candidates, self._cand_index, axis=1)
             self._final_rows = self._rows
+        if done:
             if self.autoreset_mode == AutoresetMode.SAME_STEP:
                 final_obs = np.empty(N, dtype=object)
                 final_obs[:] = [{k: v[i] for k, v in obs.items()} for i in range(N)]
@@ -380,16 +374,15 @@ class ExpertPlacementVectorEnv(VectorEnv):
         """Sub-env i's current (or, after the last step in next-step mode, just finished)
         episode, as the single env's Problem: its instance, reference and reference latency."""
         check_int(ScenarioError, "i", i, 0, self.num_envs - 1)
-        rows = self._rows if self._rows is not None else None
-        if rows is None:
+        if self._rows is None:
             raise ActionError("problem() before reset(): call reset() first")
-        return self.generator.problem(rows, i)
+        return self.generator.problem(self._rows, i)
 
     def placement(self, i: int) -> Placement:
-        """Sub-env i's last finished placement (all layers but its episode's at the closed form)."""
+        """Sub-env i's last terminated placement (all layers but its episode's at the closed form)."""
         check_int(ScenarioError, "i", i, 0, self.num_envs - 1)
         if self._final_rows is None:
-            raise ActionError("placement() before any episode ended")
+            raise ActionError("placement() before any episode terminated (a truncated one has no placement)")
         problem = self.generator.problem(self._final_rows, i)
         experts = problem.base_experts.copy()
         experts[int(self._final_rows.layers[i])] = self._final_satellites[i]

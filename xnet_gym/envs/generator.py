@@ -217,17 +217,13 @@ class PlacementGenerator:
     def _window_experts(self, rng: np.random.Generator, layers: np.ndarray) -> np.ndarray:
         """(n, T, k) experts of each row's profile, drawn as `_trace` draws one episode's: a
         token window of a trace source, fresh synthetic tokens, or the scenario's own trace."""
-        base, a = self.base.trace, self.base.scenario.activation
-        n, T = len(layers), self._profile_tokens
-        if a.source == "trace" or not self.randomize_activation:
-            if not self.randomize_activation:
-                return base.experts[layers]
-            starts = rng.integers(base.n_tokens - T + 1, size=n)
+        base, T, n = self.base.trace, self._profile_tokens, len(layers)
+        if self.base.scenario.activation.source == "trace":
+            starts = rng.integers(base.n_tokens - T + 1, size=n) if self.randomize_activation else np.zeros(n, int)
             return base.experts[layers[:, None], starts[:, None] + np.arange(T)]
-        m = self.base.model
-        if a.source == "zipf":
-            return zipf_trace(n, m.experts, m.top_k, T, a.alpha, rng, shuffle=False).experts
-        return clustered_trace(n, m.experts, m.top_k, T, a.alpha, a.clusters, a.coactivation_strength, rng).experts
+        if not self.randomize_activation:
+            return base.experts[layers]
+        return self._fresh_trace(rng, n).experts
 
     def problem(self, rows: LayerRows, i: int) -> Problem:
         """Row `i` of `draw_rows`' result as a one-episode Problem (its instance, reference
@@ -295,23 +291,24 @@ class PlacementGenerator:
         """The episode's trace when its profiles are not drawn as exact zipf sets: a token
         window of a trace source, the scenario's own trace, or fresh synthetic layers."""
         base = self.base.trace
-        a, m = self.base.scenario.activation, self.base.model
-        if a.source == "trace":
+        if self.base.scenario.activation.source == "trace":
             T = self._profile_tokens
             start = int(rng.integers(base.n_tokens - T + 1)) if self.randomize_activation else 0
             return base.window(start, T)
         if not self.randomize_activation:
             return base
-        T = self._profile_tokens
-        n = len(layers)
-        if a.source == "zipf":
-            fresh = zipf_trace(n, m.experts, m.top_k, T, a.alpha, rng, shuffle=False)
-        else:
-            fresh = clustered_trace(n, m.experts, m.top_k, T, a.alpha, a.clusters, a.coactivation_strength, rng)
-        if n == base.n_layers:
+        fresh = self._fresh_trace(rng, len(layers))
+        if len(layers) == base.n_layers:
             return fresh
         known = {int(layer): fresh.active_sets(i) for i, layer in enumerate(layers)}
-        return self._splice(layers, fresh.experts, known, T)
+        return self._splice(layers, fresh.experts, known, self._profile_tokens)
+
+    def _fresh_trace(self, rng: np.random.Generator, n: int) -> ActivationTrace:
+        """`n` fresh synthetic layer profiles of `_profile_tokens` tokens (zipf or clustered)."""
+        a, m, T = self.base.scenario.activation, self.base.model, self._profile_tokens
+        if a.source == "zipf":
+            return zipf_trace(n, m.experts, m.top_k, T, a.alpha, rng, shuffle=False)
+        return clustered_trace(n, m.experts, m.top_k, T, a.alpha, a.clusters, a.coactivation_strength, rng)
 
     def _splice(self, layers: np.ndarray, experts: np.ndarray, known: dict, tokens: int) -> ActivationTrace:
         """The scenario's trace with `layers` replaced by drawn profiles (`experts` (n, T, k)).

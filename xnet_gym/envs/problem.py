@@ -159,7 +159,7 @@ def build_rows(spec: ProblemSpec, layers: np.ndarray, tables: CandidateTables, t
                      counts=counts, order=order, analytic_index=idx, analytic_satellites=seat,
                      stage_reference_s=np.full(B, np.nan))
     if score_stages:
-        object.__setattr__(rows, "stage_reference_s", scoring.stage_latency_of_index(rows, idx, spec))
+        rows = dataclasses.replace(rows, stage_reference_s=scoring.stage_latency_of_index(rows, idx, spec))
     return rows
 
 

@@ -32,7 +32,7 @@ from .observation import (
     ExpertFeature,
     Feature,
     ObservationBuilder,
-    _members,
+    expert_set_map,
     layer_fraction,
     normalised_cost,
     popularity_rank,
@@ -114,18 +114,15 @@ class BatchMarginal(BatchFeature):
     def tables(self, rows, spec):
         E = spec.n_experts
         B, m = rows.counts.shape
-        b, j, e = _members(rows, E)
-        row = b * E + e
-        joint = rows.counts[b, j].astype(float)
-        total = np.bincount(row, weights=joint, minlength=B * E)
-        offsets = np.searchsorted(row, np.arange(B * E + 1))
+        offsets, j, csr_weight = expert_set_map(rows, E)
         per = np.diff(offsets)
         M = max(int(per.max()), 1)
+        row = np.repeat(np.arange(B * E), per)                   # the CSR's rows, laid out densely
         position = np.arange(len(row)) - offsets[row]
         index = np.full((B * E, M), m, dtype=np.int64)
         weight = np.zeros((B * E, M), dtype=np.float32)
         index[row, position] = j
-        weight[row, position] = (joint / total[row]).astype(np.float32)
+        weight[row, position] = csr_weight
         return index, weight, per > 0, normalised_cost(rows), (B, m + 1)
 
     def start(self, tables, spec):
