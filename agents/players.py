@@ -91,23 +91,14 @@ class LearnedPlayer:
         return int(action)
 
 
-class _OneProblem:
-    """A generator that hands out one fixed problem (for playing a model on a given layer)."""
-
-    def __init__(self, problem):
-        self.problem, self.spec = problem, problem.spec
-
-    def __call__(self, rng, options=None):
-        return self.problem
-
-
 def play_on_instance(path, instance, layer: int):
     """The placement a trained ExpertPlacement model gives `layer` of `instance` (the other
     layers keep the closed form's experts)."""
-    from xnet_gym.envs import ExpertPlacementEnv, Problem
+    from xnet_gym.envs import ExpertPlacementEnv, Problem, ReplayProblem
 
     player = LearnedPlayer(path)
-    env = ExpertPlacementEnv(instance.scenario, generator=_OneProblem(Problem.from_instance(instance, layers=[layer])))
+    problem = Problem.from_instance(instance, layers=[layer])
+    env = ExpertPlacementEnv(instance.scenario, generator=ReplayProblem(problem))
     player.check(env)
     obs, _ = env.reset(seed=0)
     done = False

@@ -17,7 +17,7 @@ import pytest
 import xnet_gym  # noqa: F401
 from xnet_gym import ActionError, ScenarioError
 from xnet_gym.activation import ActivationTrace, batched_active_sets
-from xnet_gym.envs import ExpertPlacementVectorEnv, PlacementGenerator
+from xnet_gym.envs import ExpertPlacementVectorEnv, PlacementGenerator, ReplayProblem
 from xnet_gym.latency import evaluate_stages
 
 ENV_ID = "xnet_gym/ExpertPlacement-v0"
@@ -290,16 +290,6 @@ def test_the_single_envs_v0_keywords_still_work_with_a_warning():
         ExpertPlacementVectorEnv(4, scenario="tiny", slot=2)
 
 
-class FixedProblem:
-    """A generator that hands the single env one given episode (a batched env's sub-env)."""
-
-    def __init__(self, problem):
-        self.problem, self.spec = problem, problem.spec
-
-    def __call__(self, rng, options=None):
-        return self.problem
-
-
 @pytest.mark.parametrize("scenario,kw", [("deepseek-esft", {"tokens": 512, "train_time_steps": 8}),
                                          ("deepseek-esft-packed", {"tokens": 256, "train_time_steps": 4})])
 def test_every_sub_env_observes_what_the_single_env_observes_on_its_episode(scenario, kw):
@@ -310,7 +300,7 @@ def test_every_sub_env_observes_what_the_single_env_observes_on_its_episode(scen
     venv = make(N, scenario=scenario, **kw).unwrapped
     obs, _ = venv.reset(seed=8)
     E, C = venv.spec_.n_experts, venv.spec_.n_candidates_max
-    singles = [gym.make(ENV_ID, generator=FixedProblem(venv.problem(i))) for i in range(N)]
+    singles = [gym.make(ENV_ID, generator=ReplayProblem(venv.problem(i))) for i in range(N)]
     single_obs = [env.reset(seed=0)[0] for env in singles]
     rng = np.random.default_rng(2)
     returns, single_returns = np.zeros(N), np.zeros(N)

@@ -9,7 +9,7 @@ evaluator), `reward.py` and `viewer.py`; `assignment.py` holds the dynamics.
 from .expert_placement import ExpertPlacementEnv
 from .expert_placement_vector import ExpertPlacementVectorEnv
 from .expert_refine import ExpertRefineEnv
-from .generator import Generator, PlacementGenerator
+from .generator import Generator, PlacementGenerator, ReplayProblem
 from .model_placement import ModelPlacementEnv
 from .observation import DEFAULT_FEATURES, Feature, ObservationBuilder
 from .problem import LayerRows, Problem, ProblemSpec
@@ -40,4 +40,4 @@ def register_envs() -> None:
 
 __all__ = ["DEFAULT_FEATURES", "DenseReward", "ExpertPlacementEnv", "ExpertPlacementVectorEnv", "ExpertRefineEnv",
            "Feature", "Generator", "LayerRows", "ModelPlacementEnv", "ObservationBuilder", "PlacementGenerator",
-           "Problem", "ProblemSpec", "SparseReward", "Viewer", "register_envs"]
+           "Problem", "ProblemSpec", "ReplayProblem", "SparseReward", "Viewer", "register_envs"]

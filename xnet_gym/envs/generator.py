@@ -71,6 +71,18 @@ class Generator(Protocol):
     def __call__(self, rng: np.random.Generator, options: dict | None = None) -> Problem: ...
 
 
+class ReplayProblem:
+    """A generator that hands out one given `Problem` on every reset: replays an episode (a
+    batched sub-env's, `ExpertPlacementVectorEnv.problem(i)`) or plays a chosen layer of an
+    instance (`Problem.from_instance(instance, layers=[l])`) in the single env."""
+
+    def __init__(self, problem: Problem):
+        self.problem, self.spec = problem, problem.spec
+
+    def __call__(self, rng: np.random.Generator, options: dict | None = None) -> Problem:
+        return self.problem
+
+
 def resolve_generator(generator, scenario, scope: str, **instance_kwargs) -> Generator:
     """An env's `generator=` kwarg: the default PlacementGenerator over `scenario` when None,
     else a checked user generator."""
