@@ -52,7 +52,7 @@ def main() -> None:
             venv.step(actions[t])
 
     phases = [
-        ("reset: layers + zipf profiles (multinomial over the top-k sets)",
+        ("reset: zipf profiles (multinomial over the top-k sets)",
          lambda: zipf_layer_sets(spec.n_experts, spec.top_k, g._profile_tokens, a.alpha, rng, size=n)),
         ("reset: time-step subsets", lambda: g._time_step_subsets(rng, n)),
         ("reset: leg-cost gather from the cached tables", lambda: g._tables(g.base.layout.central_gateways, layers,
