@@ -21,7 +21,7 @@ import xnet_gym  # noqa: F401  (registers the env ids)
 from baselines.env_adapter import SolverPlayer, score_on_episode
 from xnet_gym.atomic import atomic_write
 
-from .players import AnalyticPlayer, LearnedPlayer, RandomPlayer, needs_cheapest_free_wrapper
+from .players import AnalyticPlayer, GreedyPlayer, LearnedPlayer, RandomPlayer, needs_cheapest_free_wrapper
 from .wrappers import CheapestFreeAction
 
 EVAL_SEED_BASE = 1_000_000_000
@@ -51,19 +51,22 @@ class EpisodeSolverPlayer(SolverPlayer):
 
 
 def make_player(spec: str, seed: int = 0, name: str | None = None, budget_s: float | None = None):
-    """'analytic' | 'random' | a baseline solver name | a path to a trained .zip."""
+    """'analytic' | 'random' | 'greedy' (ExpertRefine-v0) | a baseline solver name | a path to a trained .zip."""
     low = spec.lower()
     if low == "analytic":
         return AnalyticPlayer()
     if low == "random":
         return RandomPlayer(seed)
+    if low == "greedy":
+        return GreedyPlayer()
     if low in {k.lower() for k in baselines.SOLVERS}:
         return EpisodeSolverPlayer(spec, seed, budget_s)
     if low.endswith(".zip") or os.sep in spec:
         return LearnedPlayer(spec, name=name or "learned")
     from xnet_gym.errors import XnetError, field_error
     raise field_error(XnetError, "--policy", spec,
-                      f"allowed: analytic, random, {', '.join(s.lower() for s in baselines.SOLVERS)}, or a .zip path")
+                      f"allowed: analytic, random, greedy, {', '.join(s.lower() for s in baselines.SOLVERS)}, "
+                      "or a .zip path")
 
 
 def _solver_for_episode(name: str, budget_s: float | None, layer: int | None, seed: int):

@@ -1,7 +1,10 @@
-"""Warm starts: behaviour cloning of the closed form before RL fine-tuning.
+"""Warm starts: behaviour cloning of an expert before RL fine-tuning.
 
-`collect_demonstrations` plays the closed form (`env.analytic_action()`) in the training
-vector env and records each step's observation, action mask, action and return-to-go.
+Experts: `analytic`, the closed form (`env.analytic_action()`, both envs), and `greedy`,
+steepest descent (`env.greedy_action()`, ExpertRefine-v0: the move or swap that lowers the
+latency most, then stop), the search whose moves a refinement agent imitates.
+`collect_demonstrations` plays the expert in the training vector env and records each
+step's observation, action mask, action and return-to-go.
 `behaviour_clone` then fits the policy to those actions (cross-entropy of the masked action
 distribution) and the value head to the returns (the closed form's own value: with
 gamma = 1 it is minus the rest of its latency ratio), so that RL starts from a policy that
@@ -16,7 +19,7 @@ import torch as th
 
 from xnet_gym.errors import XnetError, field_error
 
-EXPERTS = ("analytic",)
+EXPERTS = ("analytic", "greedy")
 
 
 def collect_demonstrations(venv, steps: int, expert: str = "analytic") -> dict:
@@ -24,11 +27,12 @@ def collect_demonstrations(venv, steps: int, expert: str = "analytic") -> dict:
     if expert not in EXPERTS:
         raise field_error(XnetError, "--imitate", expert, f"allowed: {', '.join(EXPERTS)}")
     n = venv.num_envs
+    method = f"{expert}_action"
     obs = venv.reset()
     columns: dict[str, list] = {k: [] for k in obs}
     masks, actions, rewards, dones = [], [], [], []
     for _ in range(max(steps // n, 1)):
-        action = np.array(venv.env_method("analytic_action"))
+        action = np.array(venv.env_method(method))
         for k, v in obs.items():
             columns[k].append(v.copy())
         masks.append(np.stack(venv.env_method("action_masks")))

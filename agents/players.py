@@ -23,6 +23,21 @@ class AnalyticPlayer:
         return env.unwrapped.analytic_action()
 
 
+class GreedyPlayer:
+    """Steepest descent through ExpertRefine-v0 (`greedy_action()`): the move or swap that
+    lowers the latency most, until none does; the expert of `--imitate greedy`."""
+
+    name = "greedy"
+
+    def start(self, env):
+        if not hasattr(env.unwrapped, "greedy_action"):
+            raise field_error(XnetError, "--policy", "greedy", "plays xnet_gym/ExpertRefine-v0 (steepest descent "
+                              f"over its moves and swaps), not {env.spec.id if env.spec else type(env.unwrapped)}")
+
+    def act(self, env, obs) -> int:
+        return env.unwrapped.greedy_action()
+
+
 class RandomPlayer:
     """Uniform over the valid actions, from its own seeded generator."""
 

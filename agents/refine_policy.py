@@ -10,6 +10,10 @@ candidates, and every action's logit is a score between the two things it relate
 - Move (e, c): a scaled dot product of expert e's query and candidate c's key.
 - Swap (x, y): the symmetric dot product of the two experts' swap embeddings.
 - Stop: a linear score of the pooled experts.
+- With the env's `action_gain` observation (`gain_observation=True`), every action's logit
+  also gets a learned function of its own exact gain (in % of the closed form, and as a
+  share of the step's best gain), and stop one of the best gain: the network then chooses
+  among known gains instead of guessing them, and the value head sees the best gain too.
 
 The network's size does not depend on E or C beyond the logits it emits, and it is
 equivariant to the order of experts and of candidates.
@@ -35,7 +39,9 @@ class RefineExtractor(BaseFeaturesExtractor):
         E = observation_space["expert_probability"].shape[0]
         C = observation_space["candidate_cost"].shape[0]
         A = observation_space["action_mask"].shape[0]
-        super().__init__(observation_space, features_dim=A + 2 * hidden)
+        self.with_gain = "action_gain" in observation_space.spaces
+        extra = 2 if self.with_gain else 0
+        super().__init__(observation_space, features_dim=A + 2 * hidden + extra)
         self.E, self.C, self.hidden = E, C, hidden
         iu = th.triu_indices(E, E, offset=1)
         self.register_buffer("swap_x", iu[0], persistent=False)
@@ -48,6 +54,9 @@ class RefineExtractor(BaseFeaturesExtractor):
         self.key = nn.Linear(hidden, hidden)
         self.swap = nn.Linear(hidden, hidden)
         self.stop = nn.Linear(hidden, 1)
+        if self.with_gain:
+            self.gain_score = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
+            self.gain_stop = nn.Linear(2, 1)
 
     def forward(self, obs: dict) -> th.Tensor:
         B, E, C = obs["candidate_cost"].shape[0], self.E, self.C
@@ -70,7 +79,16 @@ class RefineExtractor(BaseFeaturesExtractor):
         swap = pair[:, self.swap_x, self.swap_y]
         pooled_e, pooled_c = h_e.mean(dim=1), h_c.mean(dim=1)
         logits = th.cat([move.reshape(B, E * C), swap, self.stop(pooled_e)], dim=-1)
-        return th.cat([logits, pooled_e, pooled_c], dim=-1)
+        if not self.with_gain:
+            return th.cat([logits, pooled_e, pooled_c], dim=-1)
+        gain = obs["action_gain"]
+        best = gain.max(dim=-1, keepdim=True).values                          # stop's gain is 0, so best >= 0
+        share = gain / best.clamp(min=1e-9)                                  # 1 for the best action
+        bonus = self.gain_score(th.stack([100.0 * gain, share], dim=-1)).squeeze(-1)
+        summary = th.cat([100.0 * best, (best <= 1e-9).float()], dim=-1)     # best gain in %, "nothing improves"
+        stop_bonus = self.gain_stop(summary)
+        logits = logits + th.cat([bonus[:, :-1], stop_bonus], dim=-1)
+        return th.cat([logits, pooled_e, pooled_c, summary], dim=-1)
 
 
 class RefineMaskablePolicy(MaskableActorCriticPolicy):

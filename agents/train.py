@@ -226,9 +226,13 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
             raise field_error(XnetError, "--imitate", imitate, "warm-starts a new run; not with --resume")
     elif timesteps == 0:
         raise field_error(XnetError, "--timesteps", timesteps, "must be > 0 without --imitate")
-    if env_id.endswith("ExpertRefine-v0") and (algo != "maskable_ppo" or imitate is not None):
-        raise field_error(XnetError, "--env", env_id, "trains with --algo maskable_ppo and without --imitate "
-                          "(its episodes already start from the closed form)")
+    refine = env_id.endswith("ExpertRefine-v0")
+    if refine and algo != "maskable_ppo":
+        raise field_error(XnetError, "--algo", algo, f"{env_id} trains with maskable_ppo (its masks rule out "
+                          "most of its actions)")
+    if imitate is not None and (imitate == "greedy") != refine:
+        allowed = "greedy (its episodes already start from the closed form)" if refine else "analytic"
+        raise field_error(XnetError, "--imitate", imitate, f"on {env_id}, allowed: {allowed}")
     out = Path(out)
     check_output_folder(out)
     created = not out.exists()

@@ -43,14 +43,18 @@ def test_value_targets_are_the_closed_forms_returns_to_go():
 
 
 def test_behaviour_cloning_rejects_other_experts_and_algorithms(tmp_path):
-    with pytest.raises(XnetError, match="--imitate = 'anneal': allowed: analytic"):
+    with pytest.raises(XnetError, match="--imitate = 'anneal': allowed: analytic, greedy"):
         train(EXPERT, "tiny", timesteps=0, out=tmp_path / "x", imitate="anneal")
     with pytest.raises(XnetError, match="needs --algo maskable_ppo"):
         train(EXPERT, "tiny", algo="ppo", timesteps=0, out=tmp_path / "x", imitate="analytic")
     with pytest.raises(XnetError, match="must be > 0 without --imitate"):
         train(EXPERT, "tiny", timesteps=0, out=tmp_path / "x")
-    with pytest.raises(XnetError, match="trains with --algo maskable_ppo and without --imitate"):
+    with pytest.raises(XnetError, match="--imitate = 'analytic': on xnet_gym/ExpertRefine-v0, allowed: greedy"):
         train(REFINE, "tiny", timesteps=10, out=tmp_path / "x", imitate="analytic")
+    with pytest.raises(XnetError, match="--imitate = 'greedy': on xnet_gym/ExpertPlacement-v0, allowed: analytic"):
+        train(EXPERT, "tiny", timesteps=10, out=tmp_path / "x", imitate="greedy")
+    with pytest.raises(XnetError, match="--algo = 'ppo': xnet_gym/ExpertRefine-v0 trains with maskable_ppo"):
+        train(REFINE, "tiny", algo="ppo", timesteps=10, out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
 
@@ -73,6 +77,27 @@ def test_refinement_agent_never_ends_worse_than_its_start_and_learns(tmp_path):
     learned = evaluate_player(player, REFINE, {"scenario": "tiny", "max_moves": 8}, 30, seed=0)
     rand = evaluate_player(make_player("random"), REFINE, {"scenario": "tiny", "max_moves": 8}, 30, seed=0)
     assert learned["geomean_ratio_to_analytic"] < rand["geomean_ratio_to_analytic"] < 1.0
+
+
+def test_greedy_imitation_with_gain_observation_plays_steepest_descent(tmp_path):
+    """A refinement agent that imitates steepest descent, seeing each action's exact gain,
+    scores what steepest descent scores on held-out instances, and beats the closed form."""
+    kwargs = {"scenario": "tiny", "gain_observation": True}
+    out = train(REFINE, "tiny", timesteps=0, out=tmp_path / "greedy", imitate="greedy", imitation_steps=3000,
+                progress_bar=False, env_kwargs={"gain_observation": True})
+    config = json.loads((out / "config.json").read_text())
+    assert config["imitation"]["expert"] == "greedy" and config["imitation"]["agreement"] > 0.99
+    learned = evaluate_player(make_player(str(out / "model.zip")), REFINE, kwargs, 40, seed=3)
+    greedy = evaluate_player(make_player("greedy"), REFINE, kwargs, 40, seed=3)
+    assert greedy["geomean_ratio_to_analytic"] < 0.999          # tiny has headroom for steepest descent
+    assert learned["geomean_ratio_to_analytic"] == pytest.approx(greedy["geomean_ratio_to_analytic"], abs=1e-9)
+    assert learned["worst_ratio"] <= 1.0
+
+
+def test_gain_observation_is_refused_on_the_constructive_env(capsys):
+    assert main(["evaluate", "--scenario", "tiny", "--gain-observation", "--policy", "analytic"]) == 2
+    err = capsys.readouterr().err
+    assert "--gain-observation" in err and "is an option of xnet_gym/ExpertRefine-v0" in err
 
 
 def test_evaluate_reports_the_ratio_to_a_best_known_search(capsys):

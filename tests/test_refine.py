@@ -13,7 +13,7 @@ from xnet_gym.analytic import analytic_placement
 from xnet_gym.envs import scoring
 from xnet_gym.errors import ActionError, PlacementError, ScenarioError
 from xnet_gym.instance import build_instance
-from xnet_gym.latency import evaluate, evaluate_stages, leg_costs_s
+from xnet_gym.latency import evaluate, evaluate_stages, leg_costs_s, worst_per_set_replaced_s, worst_per_set_s
 from xnet_gym.moves import LayerMoves
 
 REFINE = "xnet_gym/ExpertRefine-v0"
@@ -247,3 +247,77 @@ def test_bottleneck_share_by_brute_force_over_tokens_and_time_steps():
                 active[members] += 1
         np.testing.assert_allclose(moves.bottleneck_share(), np.divide(slow, active, out=np.zeros_like(slow),
                                                                        where=active > 0), atol=1e-12)
+
+
+@pytest.mark.parametrize("capacity", [1, 2, 3])
+def test_every_member_on_every_candidate_equals_worst_per_set_by_brute_force(capacity):
+    """`worst_per_set_replaced_s` against `worst_per_set_s` of each changed placement, entry by
+    entry: same bits, with back-to-back compute when members share a satellite."""
+    rng = np.random.default_rng(capacity)
+    E, C, k, m, n_t = 10, 8 if capacity > 1 else 14, 3, 25, 4
+    legs, time_s = rng.random((n_t, C)), 0.3 * rng.random(C)
+    seats = np.repeat(np.arange(C), capacity)
+    a = seats[rng.permutation(len(seats))[:E]]
+    sets = np.array([rng.choice(E, k, replace=False) for _ in range(m)])
+    got = worst_per_set_replaced_s(legs, time_s, a, sets, capacity, max_elements=64)   # several blocks
+    want = np.empty_like(got)
+    for s in range(m):
+        for i in range(k):
+            for c in range(C):
+                b = a.copy()
+                b[sets[s, i]] = c
+                want[s, i, c] = worst_per_set_s(legs[:, b], time_s[b], b, sets[s:s + 1], capacity)[0]
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("scenario,kwargs", [("tiny", {}), ("tiny", {"objective": "weighted"}),
+                                             ("deepseek-esft-packed", {"tokens": 256, "train_time_steps": 4}),
+                                             ("deepseek-esft", {"tokens": 256, "train_time_steps": 4})])
+def test_all_action_latencies_equal_each_actions_exact_latency(scenario, kwargs):
+    """The whole neighbourhood at once (the gain observation, greedy_action) against
+    `action_latency_s` one action at a time, away from the closed form's start."""
+    env = gym.make(REFINE, scenario=scenario, gain_observation=True, **kwargs).unwrapped
+    obs, _ = env.reset(seed=4)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        obs, *_ = env.step(int(rng.choice(np.flatnonzero(env.action_masks()[:-1]))))
+    after = env.action_latencies_s()
+    actions = np.arange(env.n_actions)
+    if len(actions) > 800:
+        actions = np.concatenate([rng.choice(env.n_moves, 400, replace=False),
+                                  rng.choice(np.arange(env.n_moves, env.n_actions), 400, replace=False)])
+    exact = np.array([env.action_latency_s(int(a)) for a in actions])
+    np.testing.assert_allclose(after[actions], exact, rtol=1e-12, atol=0)
+    gain = (env.latency_s - after) / env.problem.reference_s
+    np.testing.assert_allclose(obs["action_gain"], np.clip(gain, -1, 1), rtol=1e-6, atol=1e-9)
+    assert obs["action_gain"][~env.action_masks()].max(initial=0.0) == 0.0 and obs["action_gain"][-1] == 0.0
+
+
+@pytest.mark.parametrize("scenario", ["tiny", "paper"])
+def test_greedy_action_descends_to_a_local_optimum(scenario):
+    """Steepest descent: each step takes the best action (by the exact per-action latency)
+    and it stops only where no move or swap improves."""
+    env = gym.make(REFINE, scenario=scenario, time_steps=4, max_moves=500, start="random").unwrapped
+    env.reset(seed=2)
+    latencies = []
+    while True:
+        action = env.greedy_action()
+        valid = np.flatnonzero(env.action_masks())
+        exact = np.array([env.action_latency_s(int(a)) for a in valid])
+        if action == env.stop_action:
+            assert exact.min() >= env.latency_s * (1 - 1e-12)
+            break
+        assert env.action_latency_s(action) == pytest.approx(exact.min(), rel=1e-12)
+        env.step(action)
+        latencies.append(env.latency_s)
+    assert len(latencies) > 0 and np.all(np.diff(latencies) < 0)
+    assert env.step(env.stop_action)[2]
+
+
+def test_gain_observation_kwarg_is_checked():
+    with pytest.raises(ScenarioError, match="gain_observation"):
+        gym.make(REFINE, scenario="tiny", gain_observation="yes")
+    env = gym.make(REFINE, scenario="tiny", gain_observation=True)
+    check_env(env.unwrapped, skip_render_check=True)
+    assert "action_gain" in env.observation_space.spaces
+    assert "action_gain" not in gym.make(REFINE, scenario="tiny").observation_space.spaces

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import XnetError
+from .errors import ScenarioError, XnetError, field_error
 
 ENV_IDS = ("xnet_gym/ExpertPlacement-v0", "xnet_gym/ModelPlacement-v0", "xnet_gym/ExpertRefine-v0")
 RUN_POLICIES = ("analytic", "RandIntra-CG", "RandIntra", "RandPlace", "random")
@@ -214,6 +214,11 @@ def _env_kwargs(args, training: bool) -> dict:
             kw[key] = getattr(args, key)
     if training and getattr(args, "train_time_steps", None) is not None:
         kw["train_time_steps"] = args.train_time_steps
+    if getattr(args, "gain_observation", False):
+        if not args.env.endswith("ExpertRefine-v0"):
+            raise field_error(ScenarioError, "--gain-observation", True,
+                              f"is an option of xnet_gym/ExpertRefine-v0, not of {args.env}")
+        kw["gain_observation"] = True
     return kw
 
 
@@ -371,6 +376,9 @@ def _add_env_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--route", choices=("forward", "return"), help="default: the scenario's")
     p.add_argument("--tokens", type=_positive_int, help="tokens per activation profile")
     p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--gain-observation", action="store_true",
+                   help="ExpertRefine-v0: observe every action's exact gain (the whole neighbourhood scored each "
+                        "step; a model trained with it is evaluated with it)")
 
 
 def _add_train_time_steps(p: argparse.ArgumentParser) -> None:
@@ -422,8 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timesteps", type=_nonneg_int, default=300_000,
                    help="RL timesteps (default 300000; 0 with --imitate: imitation only)")
     _add_train_time_steps(p)
-    p.add_argument("--imitate", choices=("analytic",),
-                   help="warm start: behaviour cloning of the closed form before RL (recorded in config.json)")
+    p.add_argument("--imitate", choices=("analytic", "greedy"),
+                   help="warm start: behaviour cloning before RL (recorded in config.json): analytic, the closed "
+                        "form (ExpertPlacement-v0); greedy, steepest descent (ExpertRefine-v0)")
     p.add_argument("--imitation-steps", type=_positive_int, default=20_000,
                    help="demonstration steps for --imitate (default 20000)")
     p.add_argument("--encoder", choices=("mlp", "attention"),
@@ -443,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score policies on held-out instances" + rl)
     _add_env_args(p)
     p.add_argument("--policy", nargs="+", default=["analytic"],
-                   help="analytic | random | a baseline (randintra-cg, randintra, randplace, space-xnet, ...) "
+                   help="analytic | random | greedy (ExpertRefine-v0: steepest descent) | a baseline "
+                        "(randintra-cg, randintra, randplace, space-xnet, ...) "
                         "| PATH.zip (SB3 zips hold pickles: load only files you trust)")
     p.add_argument("--episodes", type=_positive_int, default=100)
     p.add_argument("--json", action="store_true")

@@ -294,3 +294,54 @@ def token_latencies_s(instance: Instance, placement: Placement) -> np.ndarray:
         worst = worst_per_set_s(legs[:, layer, :], instance.expert_time_s[sats], sats, sets, instance.capacity)
         per_token += worst[instance.trace.token_set_index(layer)] / n_t
     return per_token
+
+
+def worst_per_set_replaced_s(leg_cost_s: np.ndarray, candidate_time_s: np.ndarray, assignment: np.ndarray,
+                             sets: np.ndarray, capacity: int, max_elements: int = 1 << 21) -> np.ndarray:
+    """(m, k, C) `worst_per_set_s` of each active set with member i put on candidate c instead
+    of its own, for every member and every candidate at once: what refinement's whole
+    neighbourhood needs (a move changes one member of each of its sets; a swap is two such
+    changes, and a set holding both swapped experts keeps its multiset of satellites, so its
+    value is unchanged).
+
+    leg_cost_s (n_t, C) and candidate_time_s (C,) per candidate; assignment (E,) each
+    expert's candidate (its satellite for back-to-back compute); sets (m, k).
+
+    Why it is exact: with member i on candidate c, each other member j keeps its legs and
+    its compute multiplier, unless c is the candidate of some member of the set. So for every
+    c that no member is on, the set's slowest is max(the slowest of the others without i,
+    c's own cost): an (m, k, C, n_t) maximum and no gather. The few c that some member is on
+    (at most k per member) are scored whole by `worst_per_set_s` itself, on the changed sets.
+    A test holds every entry to `worst_per_set_s` of the changed placement.
+    """
+    n_t, C = leg_cost_s.shape
+    m, k = sets.shape
+    cand = assignment[sets]                                                       # (m, k)
+    same = cand[:, :, None] == cand[:, None, :]                                   # (m, i, j)
+    if capacity > 1:
+        # Members l != i sharing j's candidate: j's multiplier once i has left.
+        mult = same.sum(axis=1)[:, None, :] - same
+    else:
+        mult = np.ones((m, k, k), dtype=np.int64)
+    legs_by_cand = np.ascontiguousarray(leg_cost_s.T)                            # (C, n_t)
+    member_legs = legs_by_cand[cand]                                              # (m, k, n_t)
+    others = member_legs[:, None, :, :] + (mult * candidate_time_s[cand][:, None, :])[..., None]   # (m, i, j, n_t)
+    others[:, np.arange(k), np.arange(k), :] = -np.inf
+    slowest_others = others.max(axis=2)                                           # (m, k, n_t)
+    own_cost = legs_by_cand + candidate_time_s[:, None]                           # (C, n_t): c alone, one expert
+    out = np.empty((m, k, C))
+    step = max(1, max_elements // max(1, k * C * n_t))
+    for lo in range(0, m, step):                 # blocks of sets bound the (sets, k, C, n_t) temporary
+        hi = min(m, lo + step)
+        out[lo:hi] = np.maximum(slowest_others[lo:hi, :, None, :], own_cost[None, None]).sum(axis=-1)
+    # Candidates some member is on: member i moved onto member j's candidate, scored whole.
+    changed = np.broadcast_to(sets[:, None, None, :], (m, k, k, k)).copy()       # (m, i, j, members)
+    rows_i = np.arange(k)
+    virtual = len(assignment)
+    changed[:, rows_i, :, rows_i] = virtual + np.broadcast_to(cand[:, None, :], (m, k, k)).transpose(1, 0, 2)
+    legs_ext = np.concatenate([leg_cost_s[:, assignment], leg_cost_s], axis=1)   # expert columns, then candidates
+    time_ext = np.concatenate([candidate_time_s[assignment], candidate_time_s])
+    sats_ext = np.concatenate([assignment, np.arange(C)])
+    whole = worst_per_set_s(legs_ext, time_ext, sats_ext, changed.reshape(m * k * k, k), capacity).reshape(m, k, k)
+    out[np.arange(m)[:, None, None], rows_i[None, :, None], cand[:, None, :]] = whole
+    return out

@@ -17,7 +17,14 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import PlacementError, field_error
-from .latency import leg_costs_s, max_total_s, stage_total_s, worst_and_slowest_per_set, worst_per_set_s
+from .latency import (
+    leg_costs_s,
+    max_total_s,
+    stage_total_s,
+    worst_and_slowest_per_set,
+    worst_per_set_replaced_s,
+    worst_per_set_s,
+)
 
 
 class LayerMoves:
@@ -174,6 +181,68 @@ class LayerMoves:
     def swap_latency_s(self, x: int, y: int) -> float:
         """Stage latency if experts `x` and `y` exchanged candidates (not applied)."""
         return self._after([x, y], [self._a[y], self._a[x]])[0]
+
+    def neighbourhood_latency_s(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stage latency after every move and every swap at once (nothing is applied):
+        (E, C) for moving expert e to candidate c and (E, E) for swapping x and y (symmetric).
+        An infeasible change (its own candidate, a full or padded one, two experts on one
+        candidate) reads the current total, as `action_latency_s` does. Equal to
+        `move_latency_s` / `swap_latency_s` up to summation order (1e-12 relative; the set
+        values themselves are the evaluator's bits), at the cost of about one full
+        evaluation per candidate instead of one per action."""
+        E, C = self.n_experts, self._legs.shape[1]
+        a = self._a
+        if self._worst is None:
+            return self._weighted_neighbourhood_s()
+        per_set = worst_per_set_replaced_s(self._legs, self._t, a, self._sets, self.capacity)     # (m, k, C)
+        gain = (per_set - self._worst[:, None, None]) * self._counts[:, None, None]
+        norm = self._counts.sum() * self.n_t
+        # Each expert's sets: sum its rows of the (set, member) table (CSR by expert).
+        by_expert = gain.reshape(-1, C)[np.argsort(self._sets.ravel(), kind="stable")]
+        delta = np.zeros((E, C))
+        has = self._start[1:] > self._start[:-1]
+        delta[has] = np.add.reduceat(by_expert, self._start[:-1][has], axis=0)
+        # A swap is two moves, less the sets that hold both experts (those keep their value).
+        k = self._sets.shape[1]
+        pair = gain[np.arange(len(self._sets))[:, None, None], np.arange(k)[None, :, None],
+                    a[self._sets][:, None, :]]                                      # (m, i, j): i onto j's seat
+        both = np.bincount((self._sets[:, :, None] * E + self._sets[:, None, :]).ravel(), weights=pair.ravel(),
+                           minlength=E * E).reshape(E, E)
+        onto = delta[:, a]                                                          # (x, y): x onto y's seat
+        swap_delta = onto + onto.T - both - both.T
+        move_s = self.total_s + delta / norm
+        swap_s = self.total_s + swap_delta / norm
+        move_s[~self._movable()] = self.total_s
+        swap_s[a[:, None] == a[None, :]] = self.total_s
+        return move_s, swap_s
+
+    def _movable(self) -> np.ndarray:
+        """(E, C) the feasible moves: a free seat on another real candidate."""
+        C = self._legs.shape[1]
+        free = np.zeros(C, dtype=bool)
+        free[: self.n_candidates] = self._load[: self.n_candidates] < self.capacity
+        return free[None, :] & (self._a[:, None] != np.arange(C)[None, :])
+
+    def _weighted_neighbourhood_s(self) -> tuple[np.ndarray, np.ndarray]:
+        # O(E) per placement: score every changed assignment whole, through the evaluator.
+        E, C = self.n_experts, self._legs.shape[1]
+        a = self._a
+        moved = np.repeat(a[None, :], E * C, axis=0)
+        moved[np.arange(E * C), np.repeat(np.arange(E), C)] = np.tile(np.arange(C), E)
+        x, y = np.triu_indices(E, 1)
+        swapped = np.repeat(a[None, :], len(x), axis=0)
+        swapped[np.arange(len(x)), x], swapped[np.arange(len(x)), y] = a[y], a[x]
+        out = []
+        for batch in (moved, swapped):
+            legs = np.swapaxes(self._legs[:, batch], 0, 1)                          # (B, n_t, E)
+            out.append(stage_total_s(legs, self._t[batch], batch, np.broadcast_to(self._sets, (len(batch),
+                                     *self._sets.shape)), self._counts, self._p, self.top_k, "weighted"))
+        move_s = out[0].reshape(E, C)
+        swap_s = np.full((E, E), self.total_s)
+        swap_s[x, y] = swap_s[y, x] = out[1]
+        move_s[~self._movable()] = self.total_s
+        swap_s[a[:, None] == a[None, :]] = self.total_s
+        return move_s, swap_s
 
     def move(self, expert: int, candidate: int) -> float:
         if not self.can_move(expert, candidate):

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..errors import ActionError, ScenarioError, check_action, check_choice, check_int, field_error
+from ..errors import ActionError, ScenarioError, check_action, check_bool, check_choice, check_int, field_error
 from ..placement import Placement
 from . import scoring
 from .assignment import DEPRECATED_KWARGS, render_modes
@@ -20,6 +20,8 @@ from .viewer import Viewer
 
 STARTS = ("analytic", "random")
 RATIO_CLIP = 16.0          # observed latency ratios are clipped here (random starts reach ~6 on presets)
+GAIN_CLIP = 1.0            # observed gains (shares of the closed form's latency) are clipped here
+IMPROVES = 1e-12           # a change improves when it saves more than this share (rounding is ~1e-16)
 
 
 class ExpertRefineEnv(gym.Env):
@@ -50,7 +52,10 @@ class ExpertRefineEnv(gym.Env):
     valid actions. A masked-out action does not raise: nothing moves, the step costs an extra
     0.1 and `info["invalid_action"]` is True. An action that is not an integer in range
     raises `xnet_gym.ActionError`. `env.unwrapped.action_latency_s(a)` is the exact stage
-    latency action `a` would lead to (nothing is applied): what a greedy policy reads.
+    latency action `a` would lead to (nothing is applied), `action_latencies_s()` the same for
+    every action at once, and `greedy_action()` the steepest descent's choice: the valid
+    action that lowers the latency most, or stop when none lowers it (the expert of
+    `xnet-gym train --imitate greedy`).
 
     ## Observation Space
 
@@ -67,6 +72,15 @@ class ExpertRefineEnv(gym.Env):
     | `candidate_occupancy` | (C,) | experts on the candidate / capacity | [0, 1] |
     | `progress` | (3,) | moves left / `max_moves`; current and best latency / closed form's, clipped at 16 | [0, 16] |
     | `action_mask` | (A,) | 1 where the action is valid | {0, 1} |
+    | `action_gain` | (A,) | with `gain_observation=True`: `(L_now - L_after) / L_analytic` | [-1, 1] |
+
+    (`action_gain` is 0 for invalid actions and for stop.)
+
+    The gain observation is the whole neighbourhood scored exactly (`LayerMoves.neighbourhood_latency_s`:
+    the evaluator's set values for every member on every candidate, about one full evaluation
+    per candidate; 9 ms a step on packed ESFT and 26 ms on ESFT at 8 time steps). It turns
+    refinement from guessing which of thousands of actions helps into choosing among known
+    gains; without it (the default) a step costs well under a millisecond.
 
     ## Rewards
 
@@ -100,15 +114,16 @@ class ExpertRefineEnv(gym.Env):
                    start="analytic", layer=None, expert_order="index", randomize_activation=True,
                    train_time_steps=None, tokens=None, objective=None, route=None,
                    layer_strategy="central", time_steps=None, render_mode=None,
-                   generator=None, viewer=None)
+                   gain_observation=False, generator=None, viewer=None)
     ```
 
     The instance arguments mean what they mean for ExpertPlacement-v0; `generator` is any
     `xnet_gym.envs.Generator` of stage problems. `render_mode`: `"ansi"` or `"rgb_array"`.
+    `gain_observation`: add the `action_gain` key (see the table).
 
     ## Version History
 
-    - v0: initial release.
+    - v0: initial release; `gain_observation` (off by default, so the space is unchanged) added later.
     """
 
     metadata: dict[str, Any] = {"render_modes": render_modes(), "render_fps": 4}  # noqa: RUF012 (gymnasium's attribute)
@@ -116,13 +131,14 @@ class ExpertRefineEnv(gym.Env):
     def __init__(self, scenario="paper", *, max_moves=None, start="analytic", layer=None, expert_order="index",
                  randomize_activation=True, train_time_steps=None, tokens=None, objective=None, route=None,
                  layer_strategy="central", time_steps=None, render_mode=None, generator: Generator | None = None,
-                 viewer=None, **unknown):
+                 viewer=None, gain_observation=False, **unknown):
         for name in unknown:
             hint = f" (ExpertRefine-v0 takes {DEPRECATED_KWARGS[name]}=)" if name in DEPRECATED_KWARGS else ""
             raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}{hint}")
         if render_mode is not None:
             check_choice(ScenarioError, "render_mode", render_mode, self.metadata["render_modes"])
         self.start = check_choice(ScenarioError, "start", start, STARTS)
+        self.gain_observation = check_bool(ScenarioError, "gain_observation", gain_observation)
         generator = resolve_generator(
             generator, scenario, "stage", layer=layer, randomize_activation=randomize_activation,
             train_time_steps=train_time_steps, tokens=tokens, expert_order=expert_order, objective=objective,
@@ -140,7 +156,7 @@ class ExpertRefineEnv(gym.Env):
         self.stop_action = self.n_moves + self.n_swaps
         self.n_actions = n_actions = self.stop_action + 1
         self.action_space = spaces.Discrete(n_actions)
-        self.observation_space = spaces.Dict({
+        obs_spaces: dict[str, spaces.Space] = {
             "expert_probability": spaces.Box(0.0, 1.0, (E,), np.float32),
             "expert_rank": spaces.Box(0.0, 1.0, (E,), np.float32),
             "expert_bottleneck": spaces.Box(0.0, 1.0, (E,), np.float32),
@@ -149,7 +165,11 @@ class ExpertRefineEnv(gym.Env):
             "candidate_occupancy": spaces.Box(0.0, 1.0, (C,), np.float32),
             "progress": spaces.Box(0.0, RATIO_CLIP, (3,), np.float32),
             "action_mask": spaces.Box(0.0, 1.0, (n_actions,), np.float32),
-        })
+        }
+        if self.gain_observation:
+            obs_spaces["action_gain"] = spaces.Box(-GAIN_CLIP, GAIN_CLIP, (n_actions,), np.float32)
+        self.observation_space = spaces.Dict(obs_spaces)
+        self._latencies: np.ndarray | None = None
         self.render_mode = render_mode
         self.viewer = viewer or Viewer()
         self._problem: Problem | None = None
@@ -222,6 +242,28 @@ class ExpertRefineEnv(gym.Env):
             return self._moves.swap_latency_s(x, y)
         return self._moves.total_s
 
+    def action_latencies_s(self) -> np.ndarray:
+        """(A,) the stage latency after each action (nothing is applied): `action_latency_s`
+        for all actions from one scoring of the whole neighbourhood (equal to it within
+        1e-12 relative). Invalid actions and stop read the current latency."""
+        if self._problem is None:
+            raise ActionError("action_latencies_s() before reset(): call reset() first")
+        if self._latencies is None:        # once per placement: the observation and greedy_action share it
+            move_s, swap_s = self._moves.neighbourhood_latency_s()
+            out = np.full(self.n_actions, self._moves.total_s)
+            out[: self.n_moves].reshape(self.n_experts, self.n_candidates_max)[:, : self._n_cand] = move_s
+            out[self.n_moves: self.stop_action] = swap_s[self._swap_x, self._swap_y]
+            out[self._mask == 0] = self._moves.total_s
+            self._latencies = out
+        return self._latencies.copy()
+
+    def greedy_action(self) -> int:
+        """Steepest descent: the valid action with the lowest latency after it (the first on
+        ties), or stop when none improves by more than rounding."""
+        after = self.action_latencies_s()
+        best = int(np.argmin(after))
+        return best if after[best] < self._moves.total_s * (1.0 - IMPROVES) else self.stop_action
+
     # ------------------------------------------------------------------------ internals
     def _mask_now(self) -> np.ndarray:
         """The valid actions after the last change (computed once per step, read by both the
@@ -248,7 +290,13 @@ class ExpertRefineEnv(gym.Env):
         return {"expert_probability": self._prob.copy(), "expert_rank": self._rank.copy(),
                 "expert_bottleneck": self._moves.bottleneck_share().astype(np.float32), "assignment": onehot,
                 "candidate_cost": self._cost.copy(), "candidate_occupancy": occupancy, "progress": progress,
-                "action_mask": self._mask.copy()}
+                "action_mask": self._mask.copy(), **self._gain_observation()}
+
+    def _gain_observation(self) -> dict[str, np.ndarray]:
+        if not self.gain_observation:
+            return {}
+        gain = (self._moves.total_s - self.action_latencies_s()) / self._reference_s
+        return {"action_gain": np.clip(gain, -GAIN_CLIP, GAIN_CLIP).astype(np.float32)}
 
     def _info(self, invalid: bool) -> dict:
         return {"invalid_action": np.bool_(invalid), "invalid_actions": np.int64(self._invalid),
@@ -312,6 +360,7 @@ class ExpertRefineEnv(gym.Env):
         self._rank[by_pop] = np.arange(self.n_experts) / self.n_experts
         self._cost = normalised_cost(rows)[0]
         self._mask = self._mask_now()
+        self._latencies = None
         return self._observation(), self._info(False)
 
     def step(self, action):
@@ -343,6 +392,7 @@ class ExpertRefineEnv(gym.Env):
         self._done = kind == "stop" or self._moves_left == 0
         if not invalid and kind != "stop":
             self._mask = self._mask_now()
+            self._latencies = None
         return self._observation(), float(reward), self._done, False, self._info(invalid)
 
     def render(self):
