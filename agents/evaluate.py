@@ -156,12 +156,13 @@ def evaluate_player(player, env_id: str, env_kwargs: dict, episodes: int, seed: 
 
 def format_results(rows: list[dict], objective_label: str = "") -> str:
     best = any("geomean_ratio_to_best_known" in r for r in rows)
-    head = (f"{'policy':<16}{'mean latency s':>16}{'geomean x analytic':>20}"
+    w = max([16, *(len(r["policy"]) + 2 for r in rows)])
+    head = (f"{'policy':<{w}}{'mean latency s':>16}{'geomean x analytic':>20}"
             + (f"{'x best known':>14}" if best else "")
             + f"{'win rate':>10}{'best':>8}{'worst':>8}{'s/instance':>12}")
     lines = ([objective_label] if objective_label else []) + [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['policy']:<16}{r['mean_latency_s']:>16.6f}{r['geomean_ratio_to_analytic']:>20.4f}"
+        lines.append(f"{r['policy']:<{w}}{r['mean_latency_s']:>16.6f}{r['geomean_ratio_to_analytic']:>20.4f}"
                      + (f"{r.get('geomean_ratio_to_best_known', float('nan')):>14.4f}" if best else "")
                      + f"{100 * r['win_rate_vs_analytic']:>9.0f}%{r['best_ratio']:>8.3f}{r['worst_ratio']:>8.3f}"
                      f"{r['inference_s_per_instance']:>12.4f}")

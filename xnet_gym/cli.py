@@ -267,8 +267,13 @@ def _evaluate_and_report(policies, args, curve_csv=None, title="") -> list[dict]
         if args.best_known not in policies:
             extra = [args.best_known]
     budget = getattr(args, "budget", None)
-    rows = [evaluate_player(make_player(spec, seed=args.seed, budget_s=budget), args.env, kwargs, args.episodes,
-                            args.seed, best) for spec in [*policies, *extra]]
+    zips = [p for p in policies if p.endswith(".zip")]
+
+    def name(spec):          # several models side by side: each by its run folder
+        return f"learned:{Path(spec).parent.name or Path(spec).stem}" if len(zips) > 1 and spec in zips else None
+
+    rows = [evaluate_player(make_player(spec, seed=args.seed, name=name(spec), budget_s=budget), args.env, kwargs,
+                            args.episodes, args.seed, best) for spec in [*policies, *extra]]
     if getattr(args, "csv", None):
         write_csv(rows, args.csv)
     if getattr(args, "plot", None):
