@@ -1,11 +1,11 @@
 """The whole refinement neighbourhood scored at once, against one action at a time.
 Run: python benchmarks/bench_neighbourhood.py
 
-For ExpertRefine-v0 on the real-routing presets (512 tokens), from the closed form: the
-time of `action_latencies_s()` (every move and swap, `LayerMoves.neighbourhood_latency_s`:
-what the gain observation and `greedy_action()` cost per step) against `action_latency_s(a)`
-over every valid action (the incremental rescoring local search uses, one action per call),
-in the same run, and the largest relative difference between the two. The per-action loop
+For an ExpertRefine-v0 episode on each real-routing preset (512 tokens), from the closed
+form: the time of `LayerMoves.neighbourhood_latency_s()` (every move and swap at once: what
+the gain observation and `greedy_action()` cost per step) against `move_latency_s` /
+`swap_latency_s` over every valid action (the incremental rescoring local search uses, one
+action per call), in the same run, and the largest relative difference between the two. The per-action loop
 is timed on a sample of the valid actions and scaled to all of them.
 """
 
@@ -17,6 +17,8 @@ import gymnasium as gym
 import numpy as np
 
 import xnet_gym  # noqa: F401
+from xnet_gym.envs import scoring
+from xnet_gym.moves import LayerMoves
 
 ROUNDS = 5
 SAMPLE = 400
@@ -31,27 +33,31 @@ def best_of(fn, rounds=ROUNDS) -> float:
     return best
 
 
+def measure(moves: LayerMoves, actions: list[tuple[str, int, int]], n_valid: int) -> tuple[float, float, float]:
+    """(all at once s, one by one s scaled to every valid action, largest relative difference)."""
+    def one_by_one():
+        return np.array([moves.move_latency_s(x, y) if kind == "move" else moves.swap_latency_s(x, y)
+                         for kind, x, y in actions])
+
+    t_whole = best_of(moves.neighbourhood_latency_s)
+    t_each = best_of(one_by_one, 2) * n_valid / len(actions)
+    move_s, swap_s = moves.neighbourhood_latency_s()
+    whole = np.array([move_s[x, y] if kind == "move" else swap_s[x, y] for kind, x, y in actions])
+    exact = one_by_one()
+    return t_whole, t_each, float(np.max(np.abs(whole - exact) / exact))
+
+
 def main() -> None:
     rows = []
     for scenario in ("deepseek-esft-packed", "deepseek-esft"):
         for time_steps in (8, 24):
             env = gym.make("xnet_gym/ExpertRefine-v0", scenario=scenario, tokens=512, time_steps=time_steps).unwrapped
             env.reset(seed=0)
+            moves = scoring.layer_moves(env.problem, env.assignment)
             valid = np.flatnonzero(env.action_masks()[:-1])
             sample = np.random.default_rng(0).choice(valid, min(SAMPLE, len(valid)), replace=False)
-
-            def whole():
-                env._latencies = None           # score afresh, as after a step
-                return env.action_latencies_s()
-
-            def one_by_one():
-                return [env.action_latency_s(int(a)) for a in sample]
-
-            t_whole = best_of(whole)
-            t_each = best_of(one_by_one, 2) * len(valid) / len(sample)
-            exact = np.array(one_by_one())
-            err = float(np.max(np.abs(whole()[sample] - exact) / exact))
-            rows.append((scenario, time_steps, len(valid), t_whole, t_each, err))
+            actions = [env.decode(int(a)) for a in sample]
+            rows.append((scenario, time_steps, len(valid), *measure(moves, actions, len(valid))))
     print(f"{'scenario':<22}{'time steps':>11}{'valid actions':>15}{'all at once ms':>16}"
           f"{'one by one ms':>15}{'speed-up':>10}{'max rel diff':>14}")
     for scenario, n_t, n_valid, t_whole, t_each, err in rows:

@@ -78,7 +78,7 @@ class ExpertRefineEnv(gym.Env):
 
     The gain observation is the whole neighbourhood scored exactly (`LayerMoves.neighbourhood_latency_s`:
     the evaluator's set values for every member on every candidate, about one full evaluation
-    per candidate; 9 ms a step on packed ESFT and 26 ms on ESFT at 8 time steps). It turns
+    per candidate; 4-14 ms a step on the ESFT presets, `benchmarks/bench_neighbourhood.py`). It turns
     refinement from guessing which of thousands of actions helps into choosing among known
     gains; without it (the default) a step costs well under a millisecond.
 
