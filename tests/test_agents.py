@@ -121,8 +121,10 @@ def test_bad_agent_input(tiny_run, tmp_path, capsys):
         train(EXPERT, "tiny", "maskable_ppo", 0, out=tmp_path)
     with pytest.raises(XnetError, match=r"--timesteps = -1: must be an integer >= 0"):
         train(EXPERT, "tiny", "maskable_ppo", -1, out=tmp_path)
-    with pytest.raises(XnetError, match=r"--policy = 'greedy'"):
-        make_player("greedy")
+    with pytest.raises(XnetError, match=r"--policy = 'greediest'"):
+        make_player("greediest")
+    with pytest.raises(XnetError, match=r"--policy = 'greedy': plays xnet_gym/ExpertRefine-v0"):
+        evaluate_player(make_player("greedy"), EXPERT, {"scenario": "tiny"}, 1, 0)
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip")
     with pytest.raises(XnetError, match=r"could not be loaded as maskable_ppo"):
