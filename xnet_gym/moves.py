@@ -233,10 +233,15 @@ class LayerMoves:
         swapped = np.repeat(a[None, :], len(x), axis=0)
         swapped[np.arange(len(x)), x], swapped[np.arange(len(x)), y] = a[y], a[x]
         out = []
+        rows = max(1, (1 << 21) // (self.n_t * E))       # blocks of placements bound the gathered legs
         for batch in (moved, swapped):
-            legs = np.swapaxes(self._legs[:, batch], 0, 1)                          # (B, n_t, E)
-            out.append(stage_total_s(legs, self._t[batch], batch, np.broadcast_to(self._sets, (len(batch),
-                                     *self._sets.shape)), self._counts, self._p, self.top_k, "weighted"))
+            totals = np.empty(len(batch))
+            for lo in range(0, len(batch), rows):
+                part = batch[lo:lo + rows]
+                legs = np.swapaxes(self._legs[:, part], 0, 1)                       # (B, n_t, E)
+                totals[lo:lo + rows] = stage_total_s(legs, self._t[part], part, np.broadcast_to(
+                    self._sets, (len(part), *self._sets.shape)), self._counts, self._p, self.top_k, "weighted")
+            out.append(totals)
         move_s = out[0].reshape(E, C)
         swap_s = np.full((E, E), self.total_s)
         swap_s[x, y] = swap_s[y, x] = out[1]
