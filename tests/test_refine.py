@@ -272,10 +272,12 @@ def test_every_member_on_every_candidate_equals_worst_per_set_by_brute_force(cap
 
 @pytest.mark.parametrize("scenario,kwargs", [("tiny", {}), ("tiny", {"objective": "weighted"}),
                                              ("deepseek-esft-packed", {"tokens": 256, "train_time_steps": 4}),
-                                             ("deepseek-esft", {"tokens": 256, "train_time_steps": 4})])
+                                             ("deepseek-esft", {"tokens": 256, "train_time_steps": 4}),
+                                             ("kuiper-630", {"tokens": 256, "train_time_steps": 4})])
 def test_all_action_latencies_equal_each_actions_exact_latency(scenario, kwargs):
     """The whole neighbourhood at once (the gain observation, greedy_action) against
-    `action_latency_s` one action at a time, away from the closed form's start."""
+    `action_latency_s` one action at a time, away from the closed form's start (kuiper-630:
+    33 of its 67 candidate columns are padding in this episode)."""
     env = gym.make(REFINE, scenario=scenario, gain_observation=True, **kwargs).unwrapped
     obs, _ = env.reset(seed=4)
     rng = np.random.default_rng(0)
