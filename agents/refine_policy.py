@@ -12,7 +12,7 @@ candidates, and every action's logit is a score between the two things it relate
 - Stop: a linear score of the pooled experts.
 - With the env's `action_gain` observation (`gain_observation=True`), every action's logit
   also gets a learned function of its own exact gain (in % of the closed form, and as a
-  share of the step's best gain), and stop one of the best gain: the network then chooses
+  share of the step's best gain, within [-1, 1]), and stop one of the best gain: the network then chooses
   among known gains instead of guessing them, and the value head sees the best gain too.
 
 The network's size does not depend on E or C beyond the logits it emits, and it is
@@ -83,9 +83,13 @@ class RefineExtractor(BaseFeaturesExtractor):
             return th.cat([logits, pooled_e, pooled_c], dim=-1)
         gain = obs["action_gain"]
         best = gain.max(dim=-1, keepdim=True).values                          # stop's gain is 0, so best >= 0
-        share = gain / best.clamp(min=1e-9)                                  # 1 for the best action
+        # 1 for the best action; bounded, and 0 when nothing improves (dividing by a ~0 best
+        # would feed the network inputs of 1e6 and more at every local optimum).
+        improving = best > 1e-9
+        share = th.where(improving, gain / th.where(improving, best, th.ones_like(best)), th.zeros_like(gain))
+        share = share.clamp(-1.0, 1.0)
         bonus = self.gain_score(th.stack([100.0 * gain, share], dim=-1)).squeeze(-1)
-        summary = th.cat([100.0 * best, (best <= 1e-9).float()], dim=-1)     # best gain in %, "nothing improves"
+        summary = th.cat([100.0 * best, (~improving).float()], dim=-1)       # best gain in %, "nothing improves"
         stop_bonus = self.gain_stop(summary)
         logits = logits + th.cat([bonus[:, :-1], stop_bonus], dim=-1)
         return th.cat([logits, pooled_e, pooled_c, summary], dim=-1)
