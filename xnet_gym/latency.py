@@ -91,7 +91,13 @@ def stage_total_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.nd
 
 def max_total_s(worst: np.ndarray, counts: np.ndarray, n_t: int):
     """The `max` objective from `worst_per_set_s`: the token-weighted mean over sets and time steps."""
-    return (worst * counts).sum(axis=-1) / (counts.sum(axis=-1) * n_t)
+    return (worst * counts).sum(axis=-1) / max_normaliser(counts, n_t)
+
+
+def max_normaliser(counts: np.ndarray, n_t: int):
+    """The token-time-steps `max_total_s` averages over; the total is linear in each set's
+    worst value, so a change of sum(counts * worst) by d changes the total by d / this."""
+    return counts.sum(axis=-1) * n_t
 
 
 def _set_member_costs_s(leg_cost_s, expert_time_s, sats, sets, capacity) -> tuple[np.ndarray, tuple]:

@@ -19,6 +19,7 @@ import numpy as np
 from .errors import PlacementError, field_error
 from .latency import (
     leg_costs_s,
+    max_normaliser,
     max_total_s,
     stage_total_s,
     worst_and_slowest_per_set,
@@ -60,7 +61,7 @@ class LayerMoves:
         self._views: tuple[np.ndarray, np.ndarray] | None = None
         # Sets holding each expert (CSR): a move rescores only these.
         flat = self._sets.ravel()
-        by_expert = np.argsort(flat, kind="stable")
+        self._by_expert = by_expert = np.argsort(flat, kind="stable")
         self._set_of = by_expert // self._sets.shape[1]
         self._start = np.searchsorted(flat[by_expert], np.arange(self.n_experts + 1))
         self._worst: np.ndarray | None = None
@@ -196,9 +197,9 @@ class LayerMoves:
             return self._weighted_neighbourhood_s()
         per_set = worst_per_set_replaced_s(self._legs, self._t, a, self._sets, self.capacity)     # (m, k, C)
         gain = (per_set - self._worst[:, None, None]) * self._counts[:, None, None]
-        norm = self._counts.sum() * self.n_t
+        norm = max_normaliser(self._counts, self.n_t)
         # Each expert's sets: sum its rows of the (set, member) table (CSR by expert).
-        by_expert = gain.reshape(-1, C)[np.argsort(self._sets.ravel(), kind="stable")]
+        by_expert = gain.reshape(-1, C)[self._by_expert]
         delta = np.zeros((E, C))
         has = self._start[1:] > self._start[:-1]
         delta[has] = np.add.reduceat(by_expert, self._start[:-1][has], axis=0)
@@ -212,12 +213,13 @@ class LayerMoves:
         swap_delta = onto + onto.T - both - both.T
         move_s = self.total_s + delta / norm
         swap_s = self.total_s + swap_delta / norm
-        move_s[~self._movable()] = self.total_s
+        move_s[~self.movable()] = self.total_s
         swap_s[a[:, None] == a[None, :]] = self.total_s
         return move_s, swap_s
 
-    def _movable(self) -> np.ndarray:
-        """(E, C) the feasible moves: a free seat on another real candidate."""
+    def movable(self) -> np.ndarray:
+        """(E, C) the feasible moves (`can_move` of every pair): a free seat on another real
+        candidate. The refinement env's action mask is this, flattened."""
         C = self._legs.shape[1]
         free = np.zeros(C, dtype=bool)
         free[: self.n_candidates] = self._load[: self.n_candidates] < self.capacity
@@ -245,7 +247,7 @@ class LayerMoves:
         move_s = out[0].reshape(E, C)
         swap_s = np.full((E, E), self.total_s)
         swap_s[x, y] = swap_s[y, x] = out[1]
-        move_s[~self._movable()] = self.total_s
+        move_s[~self.movable()] = self.total_s
         swap_s[a[:, None] == a[None, :]] = self.total_s
         return move_s, swap_s
 

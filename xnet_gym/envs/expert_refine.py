@@ -150,9 +150,7 @@ class ExpertRefineEnv(gym.Env):
         self.n_experts, self.n_candidates_max = E, C
         self._swap_x, self._swap_y = np.triu_indices(E, 1)
         self.n_moves, self.n_swaps = E * C, len(self._swap_x)
-        self._arange_c = np.arange(C)[None, :]
         self._row_offsets = np.arange(E) * C          # one-hot index of expert e on candidate c: e*C + c
-        self._free = np.zeros(C, dtype=bool)
         self.stop_action = self.n_moves + self.n_swaps
         self.n_actions = n_actions = self.stop_action + 1
         self.action_space = spaces.Discrete(n_actions)
@@ -252,8 +250,7 @@ class ExpertRefineEnv(gym.Env):
             move_s, swap_s = self._moves.neighbourhood_latency_s()
             out = np.full(self.n_actions, self._moves.total_s)
             out[: self.n_moves].reshape(self.n_experts, self.n_candidates_max)[:, : self._n_cand] = move_s
-            out[self.n_moves: self.stop_action] = swap_s[self._swap_x, self._swap_y]
-            out[self._mask == 0] = self._moves.total_s
+            out[self.n_moves: self.stop_action] = swap_s[self._swap_x, self._swap_y]     # infeasible: the total
             self._latencies = out
         return self._latencies.copy()
 
@@ -268,12 +265,9 @@ class ExpertRefineEnv(gym.Env):
     def _mask_now(self) -> np.ndarray:
         """The valid actions after the last change (computed once per step, read by both the
         observation and `action_masks()`)."""
-        a, load = self._moves.views()
-        n = self._n_cand
-        free = self._free
-        free[:n] = load[:n] < self._moves.capacity
-        out = np.empty(self.n_actions, dtype=np.float32)
-        out[: self.n_moves] = (free[None, :] & (a[:, None] != self._arange_c)).ravel()
+        a = self._moves.views()[0]
+        out = np.zeros(self.n_actions, dtype=np.float32)
+        out[: self.n_moves].reshape(self.n_experts, self.n_candidates_max)[:, : self._n_cand] = self._moves.movable()
         out[self.n_moves: self.stop_action] = a[self._swap_x] != a[self._swap_y]
         out[-1] = 1.0
         return out
