@@ -93,9 +93,13 @@ class LearnedPlayer:
         if not same or self.model.action_space != env.action_space:
             shapes = {k: v.shape for k, v in getattr(want, "spaces", {}).items()}
             env_shapes = {k: v.shape for k, v in getattr(have, "spaces", {}).items()}
+            hint = ""
+            if ("action_gain" in shapes) != ("action_gain" in env_shapes):
+                hint = ("; it was trained " + ("with" if "action_gain" in shapes else "without")
+                        + " --gain-observation: evaluate it the same way")
             raise field_error(XnetError, "--policy", self.config.get("env", "model"),
                               f"was trained on another env or observation shape: model expects {shapes} and "
-                              f"{self.model.action_space}, this env gives {env_shapes} and {env.action_space}")
+                              f"{self.model.action_space}, this env gives {env_shapes} and {env.action_space}{hint}")
 
     def start(self, env):
         return None

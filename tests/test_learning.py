@@ -92,6 +92,8 @@ def test_greedy_imitation_with_gain_observation_plays_steepest_descent(tmp_path)
     assert greedy["geomean_ratio_to_analytic"] < 0.999          # tiny has headroom for steepest descent
     assert learned["geomean_ratio_to_analytic"] == pytest.approx(greedy["geomean_ratio_to_analytic"], abs=1e-9)
     assert learned["worst_ratio"] <= 1.0
+    with pytest.raises(XnetError, match="trained with --gain-observation: evaluate it the same way"):
+        evaluate_player(make_player(str(out / "model.zip")), REFINE, {"scenario": "tiny"}, 1, seed=3)
 
 
 def test_gain_observation_is_refused_on_the_constructive_env(capsys):

@@ -317,7 +317,7 @@ def test_greedy_action_descends_to_a_local_optimum(scenario):
 
 
 def test_gain_observation_kwarg_is_checked():
-    with pytest.raises(ScenarioError, match="gain_observation"):
+    with pytest.raises(ScenarioError, match="gain_observation = 'yes': must be True or False"):
         gym.make(REFINE, scenario="tiny", gain_observation="yes")
     env = gym.make(REFINE, scenario="tiny", gain_observation=True)
     check_env(env.unwrapped, skip_render_check=True)

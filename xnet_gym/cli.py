@@ -437,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_time_steps(p)
     p.add_argument("--imitate", choices=("analytic", "greedy"),
                    help="warm start: behaviour cloning before RL (recorded in config.json): analytic, the closed "
-                        "form (ExpertPlacement-v0); greedy, steepest descent (ExpertRefine-v0)")
+                        "form (ExpertPlacement-v0); greedy, steepest descent (ExpertRefine-v0, with "
+                        "--gain-observation so that the policy sees the gains it imitates)")
     p.add_argument("--imitation-steps", type=_positive_int, default=20_000,
                    help="demonstration steps for --imitate (default 20000)")
     p.add_argument("--encoder", choices=("mlp", "attention"),
