@@ -3,8 +3,8 @@ package needs only its own copies at run time).
 
     python -m xnet_gym.shipped_data DATA_ROOT
 
-DATA_ROOT holds `moe/esft_deepseek_v2_lite/intent/expert_weights_<L>.txt[.gz]` (ESFT's
-`results/expert_scores/intent/` files) and `tle/starlink_celestrak_2025-12-07.txt` (the
+DATA_ROOT holds `moe/esft_deepseek_v2_lite/<task>/expert_weights_<L>.txt[.gz]` for the tasks
+`intent`, `law` and `summary` (ESFT's `results/expert_scores/<task>/` files) and `tle/starlink_celestrak_2025-12-07.txt` (the
 CelesTrak dump); `data/README.md` names both sources.
 """
 
@@ -20,6 +20,7 @@ from .atomic import atomic_write_text
 from .tle import _satrecs, parse_tle_file, shell_mask
 
 DATA_DIR = Path(__file__).parent / "data"
+ESFT_TASKS = ("intent", "law", "summary")
 ESFT_NPZ = DATA_DIR / "esft_intent.npz"
 STARLINK_TLE = DATA_DIR / "starlink_53deg_547km.tle"
 # The Starlink 53 deg shell near 540 km (CelesTrak's convention, a - 6378 km), 544-550 km with
@@ -28,9 +29,15 @@ STARLINK_SHELL = {"inclination_deg": 53.1, "inclination_tol_deg": 0.3, "min_alti
                   "max_altitude_km": 550.0}
 
 
+def esft_npz(task: str) -> Path:
+    """The shipped trace of one ESFT task (`intent` is the presets' routing; `law` and
+    `summary` are the benchmark's out-of-distribution routing tracks)."""
+    return DATA_DIR / f"esft_{task}.npz"
+
+
 def build_esft_npz(shared: Path, task: str = "intent") -> None:
     trace = load_esft(shared / "moe" / "esft_deepseek_v2_lite" / task)
-    save_trace_npz(ActivationTrace(trace.experts.astype(np.uint8), 64, trace.weights, trace.source), ESFT_NPZ)
+    save_trace_npz(ActivationTrace(trace.experts.astype(np.uint8), 64, trace.weights, trace.source), esft_npz(task))
 
 
 def build_starlink_subset(shared: Path) -> None:
@@ -48,6 +55,7 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m xnet_gym.shipped_data DATA_ROOT")
     root = Path(sys.argv[1])
-    build_esft_npz(root)
+    for task in ESFT_TASKS:
+        build_esft_npz(root, task)
     build_starlink_subset(root)
-    print(f"wrote {ESFT_NPZ} and {STARLINK_TLE}")
+    print(f"wrote {', '.join(str(esft_npz(t)) for t in ESFT_TASKS)} and {STARLINK_TLE}")
