@@ -81,15 +81,54 @@ def load_model(path, algo: str | None = None):
     return model, algo, config
 
 
+# Parameters that only the critic reads: sized by the action count in the pointer policies
+# (the value MLP reads the extractor's logits), never used to act.
+CRITIC_ONLY = ("mlp_extractor.value_net.", "value_net.")
+
+
+def fit_to_spaces(model, observation_space, action_space, label: str) -> None:
+    """Rebuild `model`'s policy for other observation and action shapes with the same weights,
+    where its network allows: every parameter the actor reads must keep its shape (the
+    pointer policies' do not depend on E or C). The critic's first layer, sized by the action
+    count, is left fresh: acting never reads it. Otherwise the error names the first
+    parameter that does not fit."""
+    old = model.policy
+    try:
+        new = type(old)(observation_space, action_space, lambda _: 0.0, **model.policy_kwargs)
+    except Exception as exc:          # a network that cannot be built for these spaces at all
+        raise field_error(XnetError, "--policy", label, f"its network ({type(old).__name__}) cannot be built for "
+                          f"this env's shapes ({exc})") from None
+    state, target = old.state_dict(), new.state_dict()
+    for key, value in target.items():
+        if key.startswith(CRITIC_ONLY):
+            continue
+        if key not in state or state[key].shape != value.shape:
+            have = tuple(state[key].shape) if key in state else "absent"
+            raise field_error(XnetError, "--policy", label,
+                              f"its network ({type(old).__name__}) cannot take this env's shapes: parameter {key} "
+                              f"is {have} in the model and would need {tuple(value.shape)} (only networks whose "
+                              "weights do not depend on the expert and candidate counts, such as the attention "
+                              "and pointer policies of xnet-gym train, move between shapes)")
+    new.load_state_dict({k: v for k, v in state.items() if k in target and v.shape == target[k].shape}, strict=False)
+    new.set_training_mode(False)
+    model.policy, model.observation_space, model.action_space = new, observation_space, action_space
+
+
 class LearnedPlayer:
     def __init__(self, path, algo: str | None = None, name: str = "learned"):
         self.model, self.algo, self.config = load_model(path, algo)
         self.name = name
 
     def check(self, env) -> None:
+        """The env must give the observations the model was trained on; where only their
+        sizes differ (another E, C, k or capacity), the policy is rebuilt for them."""
         want, have = self.model.observation_space, env.observation_space
-        same = isinstance(have, type(want)) and set(getattr(want, "spaces", {})) == set(
-            getattr(have, "spaces", {})) and all(want[k].shape == have[k].shape for k in want.spaces)
+        same_keys = isinstance(have, type(want)) and set(getattr(want, "spaces", {})) == set(
+            getattr(have, "spaces", {}))
+        same = same_keys and all(want[k].shape == have[k].shape for k in want.spaces)
+        if same_keys and not same and type(env.action_space) is type(self.model.action_space):
+            fit_to_spaces(self.model, have, env.action_space, self.config.get("env", "model"))
+            return
         if not same or self.model.action_space != env.action_space:
             shapes = {k: v.shape for k, v in getattr(want, "spaces", {}).items()}
             env_shapes = {k: v.shape for k, v in getattr(have, "spaces", {}).items()}

@@ -19,9 +19,10 @@ from .local_search import LocalSearch
 from .optimum import BruteForce, Optimum
 from .random_strategies import RandIntra, RandIntraCG, RandPlace
 from .space_xnet import SpaceXNet
+from .steepest_descent import SteepestDescent
 
-SOLVERS = {cls.name: cls for cls in (SpaceXNet, RandIntraCG, RandIntra, RandPlace, Optimum, LocalSearch, Anneal,
-                                     EPLB, BruteForce)}
+SOLVERS = {cls.name: cls for cls in (SpaceXNet, RandIntraCG, RandIntra, RandPlace, Optimum, LocalSearch,
+                                     SteepestDescent, Anneal, EPLB, BruteForce)}
 
 
 def paper_strategies() -> tuple[str, ...]:
@@ -62,6 +63,7 @@ __all__ = [
     "RandIntraCG",
     "RandPlace",
     "SpaceXNet",
+    "SteepestDescent",
     "get",
     "paper_strategies",
     "register",

@@ -351,6 +351,38 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_benchmark(args) -> int:
+    from .benchmark import load_suite
+    from .benchmark.report import check_out_dir, provenance, write_outputs
+    from .benchmark.runner import load_best_known, run_track, update_best_known
+
+    suite = load_suite(args.suite)
+    tracks = suite.select(args.track, quick=args.quick)
+    if not args.policy and not args.baselines:
+        raise field_error(XnetError, "--policy", None, "name at least one policy, or add --baselines")
+    if args.update_best_known and args.instances is not None:
+        raise field_error(XnetError, "--update-best-known", True, "needs every instance of a track: drop --instances")
+    out = check_out_dir(args.out)
+    if not args.no_plot:
+        from .show import canvas
+        canvas.require_matplotlib()
+    from .benchmark.policies import parse_policy
+
+    policies = {spec: parse_policy(spec) for spec in args.policy}     # bad specs fail before any work
+    stored = load_best_known()
+    command = "xnet-gym " + " ".join(args.argv_echo)
+    results = []
+    for track in tracks:
+        results.append(run_track(track, args.policy, baselines=args.baselines, limit=args.instances, stored=stored,
+                                 log=lambda line: print(line, flush=True), policies=policies))
+    paths = write_outputs(results, out, args.name, provenance(suite.version, command), plot=not args.no_plot)
+    if args.update_best_known:
+        update_best_known(results)
+        print("updated the stored best known latencies", flush=True)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 # ---------------------------------------------------------------------------------- parser
 def _add_instance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="paper", help="preset name or path to a scenario TOML (default: paper)")
@@ -492,6 +524,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", type=_nonneg_int, default=0, choices=(0, 1, 2))
     p.set_defaults(func=cmd_sweep)
 
+    p = sub.add_parser("benchmark", help="score policies on the frozen suite of held-out tracks (closed form, "
+                                         "baselines, Python callables, SB3 zips)")
+    p.add_argument("--policy", nargs="+", default=[],
+                   help="analytic | a solver (steepest-descent, local-search, anneal@0.5s, anneal@20000it, "
+                        "RandIntra, ...) | module:function or file.py:function | PATH.zip (SB3 zips hold pickles: "
+                        "load only files you trust)")
+    p.add_argument("--baselines", action="store_true",
+                   help="add the closed form, the paper's strategies, steepest descent, local search and anneal "
+                        "at each of the track's budgets")
+    p.add_argument("--track", nargs="+", help="only these tracks (default: every full track; see --quick)")
+    p.add_argument("--quick", action="store_true", help="the quick tracks (seconds, on tiny) instead of the full suite")
+    p.add_argument("--suite", help="a suite TOML (default: the one shipped with xnet-gym)")
+    p.add_argument("--instances", type=_positive_int, help="only the first N instances of each track (a smoke run)")
+    p.add_argument("--out", default="runs/benchmark", help="folder for NAME.csv, NAME.json, NAME.md, NAME.png")
+    p.add_argument("--name", default="results", help="file stem of the outputs (default: results)")
+    p.add_argument("--update-best-known", action="store_true",
+                   help="fold this run's best latencies into the shipped record of best known latencies")
+    p.add_argument("--no-plot", action="store_true", help="no PNG (and no need for matplotlib)")
+    p.set_defaults(func=cmd_benchmark)
+
     p = sub.add_parser("run", help="main job: train MaskablePPO, then compare with the paper's strategies" + rl)
     _add_env_args(p)
     p.add_argument("--timesteps", type=_positive_int, default=300_000)
@@ -508,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv_echo = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except XnetError as exc:
