@@ -4,8 +4,8 @@ package needs only its own copies at run time).
     python -m xnet_gym.shipped_data DATA_ROOT
 
 DATA_ROOT holds `moe/esft_deepseek_v2_lite/<task>/expert_weights_<L>.txt[.gz]` for the tasks
-`intent`, `law` and `summary` (ESFT's `results/expert_scores/<task>/` files) and `tle/starlink_celestrak_2025-12-07.txt` (the
-CelesTrak dump); `data/README.md` names both sources.
+`intent`, `law` and `summary` (ESFT's `results/expert_scores/<task>/` files) and
+`tle/starlink_celestrak_2025-12-07.txt` (the CelesTrak dump); `data/README.md` names both sources.
 """
 
 from __future__ import annotations

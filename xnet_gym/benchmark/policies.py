@@ -190,7 +190,8 @@ def _solver_policy(spec: str) -> PlacementPolicy:
 def _load_callable(spec: str) -> tuple[str, Callable]:
     where, _, attr = spec.rpartition(":")
     if not where or not attr:
-        raise field_error(BenchmarkError, "--policy", spec, "a callable is given as module:function or file.py:function")
+        raise field_error(BenchmarkError, "--policy", spec,
+                          "a callable is given as module:function or file.py:function")
     if where.endswith(".py"):
         path = Path(where)
         if not path.is_file():
@@ -206,7 +207,8 @@ def _load_callable(spec: str) -> tuple[str, Callable]:
         try:
             module = importlib.import_module(where)
         except ImportError as exc:
-            raise field_error(BenchmarkError, "--policy", spec, f"module {where!r} cannot be imported ({exc})") from None
+            raise field_error(BenchmarkError, "--policy", spec,
+                              f"module {where!r} cannot be imported ({exc})") from None
     fn = getattr(module, attr, None)
     if fn is None or not callable(fn):
         raise field_error(BenchmarkError, "--policy", spec, f"{where} has no callable named {attr!r}")
@@ -215,7 +217,7 @@ def _load_callable(spec: str) -> tuple[str, Callable]:
 
 def callable_policy(fn: Callable, name: str | None = None) -> PlacementPolicy | ActionPolicy:
     """A Python callable as a policy, by its first parameter's name (module docstring)."""
-    name = name or getattr(fn, "__name__", type(fn).__name__)
+    name = str(name or getattr(fn, "__name__", type(fn).__name__))
     kind = getattr(fn, "kind", "user")
     if kind not in KINDS:
         raise field_error(BenchmarkError, f"policy {name}: kind", kind, f"allowed: {', '.join(KINDS)}")
@@ -232,8 +234,8 @@ def callable_policy(fn: Callable, name: str | None = None) -> PlacementPolicy | 
         env_id = getattr(fn, "env_id", None)
         if env_id is not None and env_id not in TRACK_ENVS:
             raise field_error(BenchmarkError, f"policy {name}: env_id", env_id, f"allowed: {', '.join(TRACK_ENVS)}")
-        return ActionPolicy(name, kind, (lambda obs, env: fn(obs, env=env)) if takes_env else (lambda obs, env: fn(obs)),
-                            env_id=env_id)
+        act = (lambda obs, env: fn(obs, env=env)) if takes_env else (lambda obs, env: fn(obs))
+        return ActionPolicy(name, kind, act, env_id=env_id)
     raise field_error(BenchmarkError, f"policy {name}: first parameter", first,
                       "allowed: instance (returns a Placement) or obs / observation (returns an action)")
 
@@ -246,9 +248,14 @@ def model_policy(path: str, name: str | None = None) -> ActionPolicy:
         raise field_error(BenchmarkError, "--policy", path,
                           f"scoring an SB3 model needs the rl extra ({exc}): pip install 'xnet-gym[rl]' "
                           "torch==2.13.0") from None
+    import torch
+
     from agents.players import needs_cheapest_free_wrapper
     from agents.wrappers import CheapestFreeAction
 
+    # One intra-op thread unless told otherwise: a policy acts on one observation at a time,
+    # and torch's default thread pool slows it several-fold when other work shares the cores.
+    torch.set_num_threads(_torch_threads())
     player = LearnedPlayer(path)
     env_id = player.config.get("env", TRACK_ENVS[0])
     if env_id not in TRACK_ENVS:
@@ -266,6 +273,18 @@ def model_policy(path: str, name: str | None = None) -> ActionPolicy:
     return ActionPolicy(name or _model_name(path), "learned", lambda obs, env: player.act(env, obs), env_id=env_id,
                         env_kwargs=extra, start=start,
                         wrap=CheapestFreeAction if needs_cheapest_free_wrapper(player) else None)
+
+
+TORCH_THREADS_VARIABLE = "XNET_GYM_TORCH_THREADS"
+
+
+def _torch_threads() -> int:
+    import os
+
+    text = os.environ.get(TORCH_THREADS_VARIABLE, "1")
+    if not text.isdigit() or int(text) < 1:
+        raise field_error(BenchmarkError, TORCH_THREADS_VARIABLE, text, "must be a whole number >= 1")
+    return int(text)
 
 
 def _model_name(path: str) -> str:

@@ -75,11 +75,12 @@ def load_best_known(path: Path = BEST_KNOWN_FILE) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def run_track(track: Track, specs: list[str], baselines: bool = False, limit: int | None = None,
+def run_track(track: Track, specs: list, baselines: bool = False, limit: int | None = None,
               stored: dict | None = None, log: Callable[[str], None] = print, policies: dict | None = None
               ) -> TrackResult:
-    """Every policy of `specs` (and the baselines) on the track's instances (the first
-    `limit`). `policies` caches parsed policies across tracks (a model loads once)."""
+    """Every policy of `specs` (command-line specs, or policy objects such as
+    `callable_policy(fn)`) and the baselines on the track's instances (the first `limit`).
+    `policies` caches parsed specs across tracks (a model loads once)."""
     policies = {} if policies is None else policies
     t0 = time.perf_counter()
     problems = track.problems(limit)
@@ -90,9 +91,12 @@ def run_track(track: Track, specs: list[str], baselines: bool = False, limit: in
     envs: dict = {}
     episodes = [Episode(track, i, p, envs) for i, p in enumerate(problems)]
     for spec in [*(baseline_specs(track) if baselines else []), *specs]:
-        if spec not in policies:
-            policies[spec] = parse_policy(spec)
-        policy = policies[spec]
+        if not isinstance(spec, str):
+            policy = spec
+        else:
+            if spec not in policies:
+                policies[spec] = parse_policy(spec)
+            policy = policies[spec]
         if policy.name in result.latency_s:
             continue
         prepare = getattr(policy, "prepare", None)

@@ -73,7 +73,7 @@ class Track:
         out = []
         for seed in self.seeds[:limit]:
             env.reset(seed=seed)
-            out.append(env.unwrapped.problem)
+            out.append(env.unwrapped.problem)  # type: ignore[attr-defined]
         env.close()
         return out
 
@@ -106,7 +106,7 @@ def _tuple(path: str, value, kind: str, low: float, min_len: int = 0) -> tuple:
     if not isinstance(value, list) or len(value) < min_len:
         raise field_error(BenchmarkError, path, value,
                           f"must be a list of {kind}" + (f" (at least {min_len})" if min_len else ""))
-    out = []
+    out: list[float] = []
     for i, v in enumerate(value):
         if kind == "integers":
             out.append(check_int(BenchmarkError, f"{path}[{i}]", v, int(low), MAX_SEED))
