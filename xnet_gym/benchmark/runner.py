@@ -111,7 +111,7 @@ def run_track(track: Track, specs: list, baselines: bool = False, limit: int | N
         result.latency_s[policy.name], result.wall_s[policy.name] = lat, wall
         result.same_gateways[policy.name] = same
         result.kind[policy.name], result.batch[policy.name] = policy.kind, policy.batch
-        log(f"  {policy.name:<28} geomean x closed form {_geomean(lat / result.reference_s):.4f}   "
+        log(f"  {policy.name:<36} geomean x closed form {_geomean(lat / result.reference_s):.4f}   "
             f"{wall.mean():.4f} s/instance")
     for env in envs.values():
         env.close()
