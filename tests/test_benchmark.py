@@ -155,7 +155,7 @@ def test_unknown_policy_and_budget_are_named():
         parse_policy("steepest-descent@1s")
     with pytest.raises(BenchmarkError, match="no callable named 'nothing'"):
         parse_policy(f"{EXAMPLE}:nothing")
-    with pytest.raises(BenchmarkError, match="no such file: missing.py"):
+    with pytest.raises(BenchmarkError, match=r"no such file: missing\.py"):
         parse_policy("missing.py:place")
     with pytest.raises(BenchmarkError, match="no such model file"):
         parse_policy("missing/model.zip")
@@ -179,7 +179,7 @@ def test_a_callable_with_an_invalid_action_is_stopped(suite):
     with pytest.raises(BenchmarkError, match=r"policy masked: action = \d: returned on track quick-tiny, seed "
                                              r"\d+, step \d+ is masked out"):
         run_track(track, [callable_policy(masked)], log=quiet)
-    with pytest.raises(BenchmarkError, match="policy fraction: action = 0.5"):
+    with pytest.raises(BenchmarkError, match=r"policy fraction: action = 0\.5"):
         run_track(track, [callable_policy(fraction)], log=quiet)
 
 
@@ -194,12 +194,12 @@ def test_a_callable_with_an_infeasible_placement_is_stopped(suite):
     def not_a_placement(instance):
         return [1, 2, 3]
 
-    with pytest.raises(BenchmarkError, match="policy crowded = 'an infeasible placement': returned on track "
-                                             "quick-tiny, seed 3000000000: .*more than experts_per_satellite = 1"):
+    with pytest.raises(BenchmarkError, match=r"policy crowded = 'an infeasible placement': returned on track "
+                                             r"quick-tiny, seed 3000000000: .*more than experts_per_satellite = 1"):
         run_track(track, [callable_policy(crowded)], log=quiet)
     with pytest.raises(BenchmarkError, match="policy not_a_placement = 'list': returned this on track quick-tiny"):
         run_track(track, [callable_policy(not_a_placement)], log=quiet)
-    with pytest.raises(BenchmarkError, match="first parameter = 'x': allowed: instance .* or obs / observation"):
+    with pytest.raises(BenchmarkError, match=r"first parameter = 'x': allowed: instance .* or obs / observation"):
         callable_policy(lambda x: 0)
 
 
@@ -242,7 +242,7 @@ def test_a_changed_track_fails_its_hash(tmp_path):
     body = ('[[tracks]]\nname = "t"\ngroup = "quick"\nenv = "xnet_gym/ExpertPlacement-v0"\nscenario = "tiny"\n'
             f'seeds = [1, 2]\ninstances_sha256 = "{"0" * 64}"\n')
     track = load_suite(_suite_file(tmp_path, body)).tracks["t"]
-    with pytest.raises(BenchmarkError, match="track t: instances_sha256 = '0+': does not match the instances"):
+    with pytest.raises(BenchmarkError, match=r"track t: instances_sha256 = '0+': does not match the instances"):
         run_track(track, ["analytic"], log=quiet)
 
 
