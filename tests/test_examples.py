@@ -71,3 +71,15 @@ def test_nothing_points_outside_the_repository():
                  *root.rglob("agents/*.py"), *root.rglob("baselines/*.py"), *root.glob("examples/*.py")]:
         text = path.read_text()
         assert "../shared" not in text and "DESIGN.md" not in text, path
+
+
+def test_benchmark_policy():
+    out = run("benchmark_policy.py")
+    ratio = {(t, p): float(r) for t, p, r in re.findall(r"^(quick-\S+)\s+(\S+)\s+([\d.]+) x closed form", out,
+                                                          flags=re.M)}
+    assert len(ratio) == 6
+    # Unblocking the max's bottlenecks beats the closed form where experts fire together, and
+    # putting each expert on the cheapest free seat, popularity ignored, loses to it.
+    assert ratio[("quick-clustered", "unblock_bottlenecks")] < 0.98
+    assert ratio[("quick-clustered", "steepest-descent")] <= ratio[("quick-clustered", "unblock_bottlenecks")]
+    assert ratio[("quick-tiny", "cheapest_free")] > 1.0 and ratio[("quick-clustered", "cheapest_free")] > 1.0
