@@ -10,7 +10,7 @@ import dataclasses
 import statistics
 import time
 
-import baselines
+from xnet_gym import baselines
 from xnet_gym.analytic import analytic_placement
 from xnet_gym.constellation import WalkerSpec
 from xnet_gym.instance import build_instance

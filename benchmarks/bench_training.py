@@ -16,8 +16,8 @@ import time
 
 from sb3_contrib import MaskablePPO
 
-from agents.policy import CandidateMaskablePolicy
-from agents.train import DEFAULT_HYPERPARAMETERS, make_train_env
+from xnet_gym.agents.policy import CandidateMaskablePolicy
+from xnet_gym.agents.train import DEFAULT_HYPERPARAMETERS, make_train_env
 
 ENV = "xnet_gym/ExpertPlacement-v0"
 KWARGS = {"scenario": "paper", "train_time_steps": 16}

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from baselines import Anneal, LocalSearch, Optimum
 from xnet_gym.analytic import analytic_placement
 from xnet_gym.atomic import atomic_write_text
+from xnet_gym.baselines import Anneal, LocalSearch, Optimum
 from xnet_gym.errors import ScenarioError, check_int, check_positive
 from xnet_gym.instance import build_instance
 from xnet_gym.latency import evaluate_stages
@@ -75,7 +75,8 @@ def points():
             yield "objective", objective, preset, base, objective
 
 
-def measure(family, knob, preset, scenario, objective, budget_s: float, seed: int) -> dict:
+def measure(family, knob, preset, scenario, objective, budget_s: float, seed: int, iterations: int | None = None,
+            milp_time_limit_s: float | None = None) -> dict:
     inst = build_instance(scenario, time_steps=TIME_STEPS, objective=objective)
     layers = LAYERS_OF[preset]
     closed = analytic_placement(inst)
@@ -86,18 +87,18 @@ def measure(family, knob, preset, scenario, objective, budget_s: float, seed: in
     row = {"family": family, "knob": knob, "preset": preset, "objective": objective,
            "layers": " ".join(map(str, layers)), "experts": inst.n_experts, "capacity": inst.capacity,
            "time_steps": TIME_STEPS, "scenario_seed": scenario.seed, "search_seed": seed,
-           "budget_s_per_layer": budget_s}
+           "budget_s_per_layer": budget_s, "anneal_iterations": iterations or ""}
     row["closed_form_s"] = stage_sum(closed)
     t = time.perf_counter()
     row["local_search_s"] = stage_sum(LocalSearch(time_budget_s=budget_s * len(layers), layers=layers).solve(inst))
     row["local_search_wall_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    anneal = Anneal(time_budget_s=budget_s * len(layers), seed=seed, layers=layers)
+    anneal = Anneal(time_budget_s=budget_s * len(layers), seed=seed, layers=layers, iterations=iterations)
     row["anneal_s"] = stage_sum(anneal.solve(inst))
     row["anneal_wall_s"] = time.perf_counter() - t
     row["milp_s"] = row["milp_bound_s"] = float("nan")
     if inst.n_experts <= MILP_MAX_EXPERTS or objective == "weighted":      # weighted: an assignment, exact
-        opt = Optimum(time_limit_s=max(budget_s, 1.0), layers=layers)
+        opt = Optimum(time_limit_s=milp_time_limit_s or max(budget_s, 1.0), layers=layers)
         row["milp_s"] = stage_sum(opt.solve(inst))
         row["milp_bound_s"] = opt.last_info["stage_bound_s"]
     row["best_known_s"] = float(np.nanmin([row["local_search_s"], row["anneal_s"], row["milp_s"]]))
@@ -135,6 +136,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget-s", type=float, default=5.0, help="search seconds per layer (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="anneal's seed (default 0)")
+    parser.add_argument("--iterations", type=int, help="anneal's iterations per layer: a clock-free budget (with a "
+                        "--budget-s long enough never to bind, results do not depend on the machine's load)")
+    parser.add_argument("--milp-time-limit-s", type=float, help="the MILP's time limit per layer (default: "
+                        "--budget-s, at least 1 s)")
     parser.add_argument("--out", default="benchmarks/results", help="folder for headroom.csv and headroom.png")
     parser.add_argument("--families", nargs="*", default=None, choices=FAMILIES,
                         help="only these families: capacity, coactivation, compute_gflops, objective")
@@ -143,6 +148,10 @@ def main(argv=None):
     try:
         check_positive(ScenarioError, "--budget-s", args.budget_s)
         check_int(ScenarioError, "--seed", args.seed, 0)
+        if args.iterations is not None:
+            check_int(ScenarioError, "--iterations", args.iterations, 1)
+        if args.milp_time_limit_s is not None:
+            check_positive(ScenarioError, "--milp-time-limit-s", args.milp_time_limit_s)
     except ScenarioError as exc:
         parser.error(str(exc))
     out = Path(args.out)
@@ -157,7 +166,8 @@ def main(argv=None):
     for family, knob, preset, scenario, objective in points():
         if args.families and family not in args.families:
             continue
-        row = measure(family, knob, preset, scenario, objective, args.budget_s, args.seed)
+        row = measure(family, knob, preset, scenario, objective, args.budget_s, args.seed, args.iterations,
+                      args.milp_time_limit_s)
         rows.append(row)
         print(f"{family:<15}{knob!s:>9} {preset:<21}{objective:<9} closed {row['closed_form_s']:.5f}  "
               f"best {row['best_known_s']:.5f}  gap {row['gap_pct']:6.2f}%  "

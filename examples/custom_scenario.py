@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import baselines
+from xnet_gym import baselines
 from xnet_gym.compare import format_table, score_strategies
 from xnet_gym.instance import build_instance
 from xnet_gym.scenario import load_scenario

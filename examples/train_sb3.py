@@ -14,7 +14,7 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.env_util import make_vec_env
 
 import xnet_gym  # noqa: F401  (registers the ids)
-from agents.policy import CandidateMaskablePolicy
+from xnet_gym.agents.policy import CandidateMaskablePolicy
 
 ENV = "xnet_gym/ExpertPlacement-v0"
 

@@ -50,7 +50,7 @@ def main(argv=None) -> None:
     shutil.copyfile(run / "comparison.png", IMG / "learning_curve.png")
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "headroom.py"), "--plot-only"], check=True, cwd=ROOT)
     shutil.copyfile(ROOT / "benchmarks" / "results" / "headroom.png", IMG / "headroom.png")
-    from agents.sweep import plot_summary, read_trials_csv, summarise
+    from xnet_gym.agents.sweep import plot_summary, read_trials_csv, summarise
 
     trials = read_trials_csv(ROOT / "benchmarks" / "results" / "sweep" / "trials.csv")
     plot_summary(trials, summarise(trials), IMG / "sweep-summary.png")

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from agents.evaluate import evaluate_player, make_player
-from agents.train import train
+from xnet_gym.agents.evaluate import evaluate_player, make_player
+from xnet_gym.agents.train import train
 from xnet_gym.cli import main
 from xnet_gym.errors import XnetError
 
@@ -90,7 +90,7 @@ def test_cheapest_free_wrapper_action_zero_is_the_closed_form(scenario):
     import gymnasium as gym
     import numpy as np
 
-    from agents.wrappers import CheapestFreeAction
+    from xnet_gym.agents.wrappers import CheapestFreeAction
 
     kw = {"time_steps": 6, "tokens": 300} if scenario != "paper" else {}
     env = CheapestFreeAction(gym.make(EXPERT, scenario=scenario, expert_order="frequency", objective="weighted",

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from agents.batched_vec_env import BatchedVecEnv
-from agents.evaluate import evaluate_player, make_player
-from agents.train import make_train_env, train
+from xnet_gym.agents.batched_vec_env import BatchedVecEnv
+from xnet_gym.agents.evaluate import evaluate_player, make_player
+from xnet_gym.agents.train import make_train_env, train
 from xnet_gym.envs import ExpertPlacementVectorEnv
 from xnet_gym.errors import XnetError
 

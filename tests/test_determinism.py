@@ -1,6 +1,6 @@
 import numpy as np
 
-import baselines
+from xnet_gym import baselines
 from xnet_gym.instance import build_instance
 from xnet_gym.latency import evaluate
 

@@ -131,7 +131,7 @@ def test_placement_errors(tiny):
     ("Space-XNet", {"seed": 0}, r"Space-XNet parameters = \['seed'\]: allowed: none"),
 ])
 def test_solver_parameters(name, params, needle):
-    import baselines
+    from xnet_gym import baselines
 
     with pytest.raises(ScenarioError, match=needle):
         baselines.get(name, **params)

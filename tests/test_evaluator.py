@@ -6,7 +6,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-import baselines
+from xnet_gym import baselines
 from xnet_gym.activation import ActivationTrace
 from xnet_gym.analytic import analytic_placement
 from xnet_gym.instance import build_instance

@@ -12,7 +12,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def run(name: str, *args: str) -> str:
     done = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
-                          timeout=120, cwd=EXAMPLES.parent)
+                          timeout=900, cwd=EXAMPLES.parent)   # a hang guard, far above any idle time
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -68,7 +68,7 @@ def test_envs_page_equals_the_docstrings():
 def test_nothing_points_outside_the_repository():
     root = EXAMPLES.parent
     for path in [*root.glob("*.md"), *root.glob("docs/*.md"), *root.rglob("xnet_gym/**/*.py"),
-                 *root.rglob("agents/*.py"), *root.rglob("baselines/*.py"), *root.glob("examples/*.py")]:
+                 *root.glob("examples/*.py"), *root.glob("benchmarks/*.py")]:
         text = path.read_text()
         assert "../shared" not in text and "DESIGN.md" not in text, path
 

@@ -32,3 +32,25 @@ def test_torchrl_masked_rollout(env_id, layout):
     ratios = rollout["next", "ratio_to_analytic"][done]
     assert int(done.sum()) >= 300 // base.unwrapped.generator.spec.n_experts // max(base.unwrapped.problem.n_rows, 1)
     assert bool((ratios >= 1.0 - 1e-6).all())
+
+
+def test_torchrl_wraps_the_batched_env_under_same_step_autoreset():
+    """What docs/interop.md tells TorchRL users: make the batched env with
+    autoreset_mode="same_step", and GymWrapper takes it as it is."""
+    venv = gym.make_vec("xnet_gym/ExpertPlacement-v0", num_envs=8, scenario="tiny",
+                        vectorization_mode="vector_entry_point", autoreset_mode="same_step")
+    env = TransformedEnv(GymWrapper(venv, categorical_action_encoding=True), ActionMask())
+    env.set_seed(0)
+    rollout = env.rollout(20, break_when_any_done=False)
+    assert rollout.batch_size == (8, 20)
+    assert bool(rollout["action_mask"].gather(-1, rollout["action"][..., None]).all())
+    assert int(rollout["next", "done"].sum()) >= 8 * 4             # episodes of 4 steps, reset in place
+
+
+def test_torchrl_drives_the_refinement_env_flat():
+    base = gym.make("xnet_gym/ExpertRefine-v0", scenario="tiny", obs_layout="flat")
+    env = TransformedEnv(GymWrapper(base, categorical_action_encoding=True), ActionMask())
+    check_env_specs(env)
+    env.set_seed(0)
+    rollout = env.rollout(100, break_when_any_done=False)
+    assert bool(rollout["action_mask"].gather(-1, rollout["action"][..., None]).all())

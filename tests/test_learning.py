@@ -8,9 +8,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents.evaluate import evaluate_player, make_player
-from agents.imitation import collect_demonstrations
-from agents.train import make_train_env, train
+from xnet_gym.agents.evaluate import evaluate_player, make_player
+from xnet_gym.agents.imitation import collect_demonstrations
+from xnet_gym.agents.train import make_train_env, train
 from xnet_gym.cli import main
 from xnet_gym.errors import XnetError
 
@@ -115,7 +115,7 @@ def test_evaluate_reports_the_ratio_to_a_best_known_search(capsys):
 
 def test_show_placement_plays_a_trained_model(tmp_path):
     pytest.importorskip("matplotlib")
-    from agents.players import play_on_instance
+    from xnet_gym.agents.players import play_on_instance
     from xnet_gym.analytic import analytic_placement
     from xnet_gym.instance import build_instance
 

@@ -85,7 +85,7 @@ def test_envs_run_on_real_data_presets(scenario):
 
 
 def test_packed_capacity_is_honoured_everywhere():
-    import baselines
+    from xnet_gym import baselines
     from xnet_gym.analytic import analytic_placement
 
     inst = build_instance("deepseek-esft-packed", time_steps=2)

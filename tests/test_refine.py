@@ -7,9 +7,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import xnet_gym  # noqa: F401  (registers the envs)
-from baselines import Anneal, BruteForce, LocalSearch
-from baselines.refine_adapter import HillClimbPlayer, RefineSolverPlayer, play
 from xnet_gym.analytic import analytic_placement
+from xnet_gym.baselines import Anneal, BruteForce, LocalSearch
+from xnet_gym.baselines.refine_adapter import HillClimbPlayer, RefineSolverPlayer, play
 from xnet_gym.envs import scoring
 from xnet_gym.errors import ActionError, PlacementError, ScenarioError
 from xnet_gym.instance import build_instance

@@ -4,7 +4,6 @@ against the model (marker positions, the ring path, the breakdown's sums)."""
 import itertools
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,8 @@ import pytest
 pytest.importorskip("matplotlib")
 from PIL import Image
 
-from baselines import Anneal, get
 from xnet_gym.analytic import analytic_placement
+from xnet_gym.baselines import Anneal, get
 from xnet_gym.cli import main
 from xnet_gym.compare import score_strategies
 from xnet_gym.instance import build_instance
@@ -46,10 +45,8 @@ def test_every_show_command_writes_a_picture_on_every_preset(scenario, tmp_path)
                  ["placement", "--scenario", scenario, *steps, "--layer", "1", "--against", "random"],
                  ["breakdown", "--scenario", scenario, *steps, "--random-seeds", "1", "--tokens", "300"]):
         out = tmp_path / f"{args[0]}.png"
-        t0 = time.perf_counter()
+        # Its speed (under 10 s on `paper`) is measured by benchmarks/bench_show.py, not here.
         assert main(["show", *args, "--out", str(out)]) == 0
-        if scenario == "paper":
-            assert time.perf_counter() - t0 < 10.0, args[0]       # the issue's bound, loosely checked
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert _pixels(out).std() > 10.0                          # not blank
 

@@ -4,9 +4,9 @@ import time
 import numpy as np
 import pytest
 
-import baselines
-from baselines import EPLB, BruteForce, LocalSearch, Optimum, RandIntraCG
+from xnet_gym import baselines
 from xnet_gym.analytic import analytic_placement
+from xnet_gym.baselines import EPLB, BruteForce, LocalSearch, Optimum, RandIntraCG
 from xnet_gym.errors import ScenarioError
 from xnet_gym.instance import build_instance
 from xnet_gym.latency import evaluate, evaluate_stages

@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("ray.tune")
 
-from agents.sweep import Trial, grid, read_trials_csv, run_trial, summarise, summary_markdown
-from agents.train import train
+from xnet_gym.agents.sweep import Trial, grid, read_trials_csv, run_trial, summarise, summary_markdown
+from xnet_gym.agents.train import train
 from xnet_gym.cli import main
 from xnet_gym.errors import XnetError
 

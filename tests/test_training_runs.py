@@ -7,8 +7,8 @@ import zipfile
 
 import pytest
 
-from agents import train as train_module
-from agents.train import newest_intact_save, save_atomically, train
+from xnet_gym.agents import train as train_module
+from xnet_gym.agents.train import newest_intact_save, save_atomically, train
 from xnet_gym.cli import main
 from xnet_gym.errors import XnetError
 

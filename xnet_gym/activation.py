@@ -72,6 +72,9 @@ class ActivationTrace:
                                   f"must equal experts.shape {tuple(x.shape)}")
             if not np.issubdtype(w.dtype, np.floating) or not np.all(np.isfinite(w)):
                 raise field_error(TraceError, "trace.weights", str(w.dtype), "must be finite floats")
+            if w.size and w.min() < 0.0:
+                raise field_error(TraceError, "trace.weights", float(w.min()),
+                                  "gate weights are the router's (non-negative) scores: each must be >= 0")
 
     @property
     def n_layers(self) -> int:
@@ -365,8 +368,16 @@ def load_esft(folder, n_experts: int = 64, top_k: int = 6, layers=None) -> Activ
     for layer in order:
         f = files[layer]
         opener = gzip.open if f.suffix == ".gz" else open
-        with opener(f, "rt", encoding="utf-8") as fh:
-            text = fh.read()
+        try:
+            with opener(f, "rt", encoding="utf-8") as fh:
+                text = fh.read()
+        except UnicodeDecodeError as exc:
+            raise field_error(TraceError, f.name, f"byte {exc.start}", "is not UTF-8 text; ESFT files are "
+                              "tab-separated UTF-8 (see the format in docs)") from None
+        except (OSError, EOFError) as exc:        # gzip.BadGzipFile is an OSError
+            raise field_error(TraceError, f.name, type(exc).__name__,
+                              f"cannot be read: a damaged or truncated {'gzip ' if f.suffix == '.gz' else ''}"
+                              f"file ({exc})") from None
         id_parts, w_parts = [], []
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -375,6 +386,10 @@ def load_esft(folder, n_experts: int = 64, top_k: int = 6, layers=None) -> Activ
             if len(blocks) != 2:
                 raise field_error(TraceError, f"{f.name}:{lineno}", f"{len(blocks)} blocks",
                                   "a line must be ids, a double tab, then weights")
+            n_ids = blocks[0].count("\t") + 1
+            if n_ids % top_k:
+                raise field_error(TraceError, f"{f.name}:{lineno}", f"{n_ids} ids",
+                                  f"a line holds top_k = {top_k} ids per token: is the model's top-k right?")
             id_parts.append(blocks[0])
             w_parts.append(blocks[1])
         try:
@@ -385,6 +400,12 @@ def load_esft(folder, n_experts: int = 64, top_k: int = 6, layers=None) -> Activ
         if len(layer_ids) % top_k or len(layer_ids) != len(layer_w):
             raise field_error(TraceError, f.name, f"{len(layer_ids)} ids, {len(layer_w)} weights",
                               f"ids and weights must pair up in groups of top_k = {top_k}")
+        grouped = np.sort(layer_ids.reshape(-1, top_k), axis=1)
+        repeated = np.flatnonzero((grouped[:, 1:] == grouped[:, :-1]).any(axis=1))
+        if len(repeated):
+            raise field_error(TraceError, f.name, f"token {int(repeated[0])}: ids {grouped[repeated[0]].tolist()}",
+                              f"a token's top_k = {top_k} experts are distinct; ids grouped by {top_k} repeat "
+                              "one, so the file has another number of ids per token")
         ids.append(layer_ids.reshape(-1, top_k))
         wts.append(layer_w.reshape(-1, top_k))
     counts = {len(a) for a in ids}

@@ -1,6 +1,7 @@
 """The `xnet-gym` command: scenarios, compare, show, and (with the rl extra) train, evaluate, run.
 
-This module is the composition root: it alone imports `baselines` and `agents` (lazily, so
+This module is a composition root: with `benchmark/policies.py` it alone of the core imports
+`xnet_gym.baselines` and `xnet_gym.agents` (lazily, so
 the core install works without the `rl` extra), and nothing imports it.
 """
 
@@ -14,27 +15,31 @@ import sys
 from pathlib import Path
 
 from .errors import ScenarioError, XnetError, field_error
+from .scenario import OBJECTIVES, ROUTES
 
 ENV_IDS = ("xnet_gym/ExpertPlacement-v0", "xnet_gym/ModelPlacement-v0", "xnet_gym/ExpertRefine-v0")
 RUN_POLICIES = ("analytic", "RandIntra-CG", "RandIntra", "RandPlace", "random")
 RL_MODULES = ("stable_baselines3", "sb3_contrib", "torch")
 
 
-def int_at_least(low: int):
-    """An argparse type: an integer >= low, with a message naming the value."""
+def int_at_least(low: int, high: int | None = None):
+    """An argparse type: an integer >= low (and <= high), with a message naming the value."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} must be >= {low}" + (f" and <= {high}" if high else ""))
         return value
     return parse
 
 
+# Seeds reach numpy's legacy seeding through SB3 (np.random.seed), which takes 0..2**32 - 1.
+MAX_SEED = 2**32 - 1
 _positive_int = int_at_least(1)
 _nonneg_int = int_at_least(0)
+_seed = int_at_least(0, MAX_SEED)
 
 
 def float_above(low: float, inclusive: bool = False):
@@ -53,6 +58,16 @@ def float_above(low: float, inclusive: bool = False):
 
 _positive_float = float_above(0.0)
 _nonneg_float = float_above(0.0, inclusive=True)
+
+
+def check_output(path, field: str, kind: str = "file") -> Path:
+    """An output path of a command, checked before any work starts (xnet_gym.atomic)."""
+    from .atomic import output_path_problem
+
+    problem = output_path_problem(path, kind)
+    if problem is not None:
+        raise field_error(XnetError, field, str(path), problem)
+    return Path(path)
 
 
 def _require_rl(command: str) -> None:
@@ -92,7 +107,7 @@ def _instance_from_args(args):
 
 def _solver_factories(names, time_limit: float) -> dict:
     """{solver name: factory(seed) -> solver} with `--time-limit` as each one's budget."""
-    import baselines
+    from . import baselines
 
     factories = {}
     for name in names:
@@ -108,8 +123,7 @@ def _solver_factories(names, time_limit: float) -> dict:
 
 
 def _compare_result(args, inst, keep_placements: bool = False) -> dict:
-    import baselines
-
+    from . import baselines
     from .compare import score_strategies
 
     factories = _solver_factories(list(baselines.paper_strategies()) + list(args.solvers or []), args.time_limit)
@@ -154,15 +168,14 @@ def cmd_show_constellation(args) -> int:
 
 def _placement_of(policy: str, inst, layer: int, seed: int):
     """A full placement from a policy name: analytic, random, a solver, or an SB3 model zip."""
-    import baselines
-
+    from . import baselines
     from .analytic import analytic_placement
 
     if policy == "analytic":
         return analytic_placement(inst)
     if policy.endswith(".zip"):
         _require_rl("show placement --policy PATH.zip")
-        from agents.players import play_on_instance
+        from .agents.players import play_on_instance
         return play_on_instance(policy, inst, layer)
     name = "RandIntra-CG" if policy == "random" else policy
     solver = baselines.get(name)
@@ -208,14 +221,17 @@ def cmd_show_breakdown(args) -> int:
 
 # ---------------------------------------------------------------------- rl-extra commands
 def _env_kwargs(args, training: bool) -> dict:
-    kw = {"scenario": args.scenario}
-    for key in ("objective", "route", "tokens"):
-        if getattr(args, key, None) is not None:
-            kw[key] = getattr(args, key)
-    if training and getattr(args, "train_time_steps", None) is not None:
-        kw["train_time_steps"] = args.train_time_steps
+    """The episode settings given on the command line (`EpisodeConfig`, checked once), as
+    env keywords; held-out evaluation always uses every time step."""
+    from .envs.episode import EpisodeConfig
+
+    settings = {k: getattr(args, k) for k in EpisodeConfig.names() if getattr(args, k, None) is not None}
+    if not training:
+        settings.pop("train_time_steps", None)
+    kw = EpisodeConfig(**settings).given()
     if getattr(args, "gain_observation", False):
-        if not args.env.endswith("ExpertRefine-v0"):
+        from .envs.capabilities import capabilities
+        if not capabilities(args.env).gain_observation:
             raise field_error(ScenarioError, "--gain-observation", True,
                               f"is an option of xnet_gym/ExpertRefine-v0, not of {args.env}")
         kw["gain_observation"] = True
@@ -231,7 +247,9 @@ def _hyperparameters(args) -> dict:
 
 def cmd_train(args) -> int:
     _require_rl("train")
-    from agents.train import train
+    from .agents.train import train
+
+    check_output(args.out, "--out", "folder")
 
     out = train(args.env, args.scenario, args.algo, args.timesteps, args.seed, args.out,
                 env_kwargs={k: v for k, v in _env_kwargs(args, True).items() if k != "scenario"},
@@ -248,8 +266,21 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _check_evaluate_outputs(args) -> None:
+    """Every output of an evaluation, checked before its (long) work: results are never lost
+    to a bad path at the end."""
+    if getattr(args, "csv", None):
+        check_output(args.csv, "--csv")
+    if getattr(args, "plot", None):
+        from .show import canvas
+        canvas.check_image_path(args.plot, (".png",), field="--plot")
+    if getattr(args, "budget", None) is not None and not getattr(args, "best_known", None):
+        raise field_error(XnetError, "--budget", args.budget, "is the --best-known solver's budget: add "
+                          "--best-known SOLVER (e.g. anneal), or drop --budget")
+
+
 def _evaluate_and_report(policies, args, curve_csv=None, title="") -> list[dict]:
-    from agents.evaluate import (
+    from .agents.evaluate import (
         best_known_latencies,
         evaluate_player,
         format_results,
@@ -296,15 +327,20 @@ def cmd_evaluate(args) -> int:
             curve = cand if cand.is_file() else curve
     title = (f"{args.env} on {args.scenario}: {args.episodes} held-out instances (seed {args.seed}), "
              f"all time steps")
+    _check_evaluate_outputs(args)
     _evaluate_and_report(args.policy, args, curve, title)
     return 0
 
 
 def cmd_run(args) -> int:
     _require_rl("run")
-    from agents.train import train
+    from .agents.train import train
 
-    out = Path(args.out)
+    out = check_output(args.out, "--out", "folder")
+    if not args.no_plot:
+        from .show import canvas
+        canvas.check_image_path(out / "comparison.png", (".png",))
+    check_output(out / "comparison.csv", "--out")
     print(f"[1/2] training MaskablePPO on {args.env}, scenario {args.scenario}, {args.timesteps} timesteps "
           f"-> {out}", flush=True)
     train(args.env, args.scenario, "maskable_ppo", args.timesteps, args.seed, out,
@@ -322,7 +358,8 @@ def cmd_run(args) -> int:
     title = (f"{args.env} on {args.scenario}, objective {args.objective or 'scenario default'}: "
              f"{args.episodes} held-out instances; ratios are latency / analytic")
     # Refinement keeps the episode's gateways: the paper's gateway-moving baselines cannot play it.
-    policies = RUN_POLICIES if not args.env.endswith("ExpertRefine-v0") else ("analytic", "local-search", "random")
+    from .envs.capabilities import capabilities
+    policies = ("analytic", "local-search", "random") if capabilities(args.env).refinement else RUN_POLICIES
     _evaluate_and_report([str(out / "model.zip"), *policies], args, out / "training_curve.csv", title)
     print(f"wrote {args.csv}" + (f" and {args.plot}" if args.plot else ""))
     return 0
@@ -330,9 +367,20 @@ def cmd_run(args) -> int:
 
 def cmd_sweep(args) -> int:
     _require_rl("sweep")
-    from agents.sweep import grid, require_ray, summarise, summary_markdown, sweep
+    from .agents.sweep import (
+        SweepInterrupted,
+        check_address,
+        check_sweep_out,
+        grid,
+        require_ray,
+        summarise,
+        summary_markdown,
+        sweep,
+    )
 
     require_ray()                        # says how to install Ray before any work
+    check_sweep_out(args.out)
+    check_address(args.address)
     trials = grid(args.scenarios, args.objectives, args.seeds, args.algos, args.encoders, args.timesteps,
                   imitate=args.imitate, imitation_steps=args.imitation_steps, vec=args.vec, episodes=args.episodes)
     where = args.address or "an embedded local Ray"
@@ -340,9 +388,10 @@ def cmd_sweep(args) -> int:
     try:
         rows = sweep(trials, args.out, address=args.address, resume=args.resume, cpus_per_trial=args.cpus_per_trial,
                      max_concurrent=args.max_concurrent, verbose=args.verbose)
-    except KeyboardInterrupt:
-        print(f"interrupted: finished trials are kept in {args.out}; continue with the same command and --resume",
-              file=sys.stderr)
+    except (KeyboardInterrupt, SweepInterrupted) as exc:
+        detail = f" ({exc})" if str(exc) else ""
+        print(f"interrupted{detail}: finished trials are kept in {args.out} (summary marked partial); continue "
+              "with the same command and --resume", file=sys.stderr)
         return 130
     print(summary_markdown(summarise(rows)))
     out = Path(args.out)
@@ -388,15 +437,15 @@ def _add_instance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="paper", help="preset name or path to a scenario TOML (default: paper)")
     p.add_argument("--time-steps", "--slots", dest="time_steps", type=_positive_int,
                    help="number of time steps (default: the scenario's; --slots is the old name)")
-    p.add_argument("--objective", choices=("max", "weighted"), help="default: the scenario's")
-    p.add_argument("--route", choices=("forward", "return"), help="default: the scenario's")
+    p.add_argument("--objective", choices=OBJECTIVES, help="default: the scenario's")
+    p.add_argument("--route", choices=ROUTES, help="default: the scenario's")
 
 
 def _add_compare_args(p: argparse.ArgumentParser) -> None:
     _add_instance_args(p)
     p.add_argument("--trace", help="activation trace: an .npz or an ESFT-format folder")
     p.add_argument("--tokens", type=_positive_int, help="use only the trace's first N tokens")
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="first seed of the random strategies")
+    p.add_argument("--seed", type=_seed, default=0, help="first seed of the random strategies")
     p.add_argument("--random-seeds", type=_positive_int, default=5, help="seeds averaged per random row")
     p.add_argument("--solvers", nargs="*", default=[],
                    help="extra solvers: optimum, local-search, anneal (the best-known search), eplb, "
@@ -406,13 +455,28 @@ def _add_compare_args(p: argparse.ArgumentParser) -> None:
                         "layer; local-search and anneal: total seconds; default 10)")
 
 
+def _add_torch_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--torch-threads", type=_nonneg_int,
+                   help="torch's intra-op threads (default 1, or $XNET_GYM_TORCH_THREADS; 0: torch's own default, one "
+                        "per core, which is several times slower when other work shares the cores)")
+
+
+def _apply_torch_threads(args) -> None:
+    if getattr(args, "torch_threads", None) is not None:
+        import os
+
+        from .agents.threads import VARIABLE  # torch-free: only the variable's name
+        os.environ[VARIABLE] = str(args.torch_threads)     # read by every model load and training run
+
+
 def _add_env_args(p: argparse.ArgumentParser) -> None:
+    _add_torch_threads(p)
     p.add_argument("--env", default=ENV_IDS[0], choices=ENV_IDS)
     p.add_argument("--scenario", default="paper", help="preset name or scenario TOML path (default: paper)")
-    p.add_argument("--objective", choices=("max", "weighted"), help="default: the scenario's")
-    p.add_argument("--route", choices=("forward", "return"), help="default: the scenario's")
+    p.add_argument("--objective", choices=OBJECTIVES, help="default: the scenario's")
+    p.add_argument("--route", choices=ROUTES, help="default: the scenario's")
     p.add_argument("--tokens", type=_positive_int, help="tokens per activation profile")
-    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--gain-observation", action="store_true",
                    help="ExpertRefine-v0: observe every action's exact gain (the whole neighbourhood scored each "
                         "step; a model trained with it is evaluated with it)")
@@ -424,6 +488,8 @@ def _add_train_time_steps(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .agents.settings import ALGOS, ENCODERS, IMITATION_EXPERTS, VEC_KINDS
+
     parser = argparse.ArgumentParser(prog="xnet-gym", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("scenarios", help="list the preset scenarios")
@@ -452,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default="analytic",
                    help="analytic | random | a solver (anneal, local-search, optimum, ...) | PATH.zip")
     p.add_argument("--against", help="a second policy drawn beside the first, moved experts marked")
-    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default="placement.png", help="a .png file")
     p.set_defaults(func=cmd_show_placement)
     p = show.add_parser("breakdown", help="propagation / compute / outage per method, and per-token CDFs")
@@ -463,22 +529,22 @@ def build_parser() -> argparse.ArgumentParser:
     rl = "" if all(importlib.util.find_spec(m) for m in RL_MODULES) else " (needs xnet-gym[rl])"
     p = sub.add_parser("train", help="train an SB3 policy on a placement env" + rl)
     _add_env_args(p)
-    p.add_argument("--algo", default="maskable_ppo", choices=("maskable_ppo", "ppo"))
+    p.add_argument("--algo", default=ALGOS[0], choices=ALGOS)
     p.add_argument("--timesteps", type=_nonneg_int, default=300_000,
                    help="RL timesteps (default 300000; 0 with --imitate: imitation only)")
     _add_train_time_steps(p)
-    p.add_argument("--imitate", choices=("analytic", "greedy"),
+    p.add_argument("--imitate", choices=IMITATION_EXPERTS,
                    help="warm start: behaviour cloning before RL (recorded in config.json): analytic, the closed "
                         "form (ExpertPlacement-v0); greedy, steepest descent (ExpertRefine-v0, with "
                         "--gain-observation so that the policy sees the gains it imitates)")
     p.add_argument("--imitation-steps", type=_positive_int, default=20_000,
                    help="demonstration steps for --imitate (default 20000)")
-    p.add_argument("--encoder", choices=("mlp", "attention"),
+    p.add_argument("--encoder", choices=ENCODERS,
                    help="ExpertPlacement policy's candidate encoder (default mlp; attention: candidates attend "
                         "to each other)")
     p.add_argument("--ent-coef", type=_nonneg_float, help="PPO entropy coefficient (default 0.01)")
     p.add_argument("--learning-rate", type=_positive_float, help="PPO learning rate (default 3e-4)")
-    p.add_argument("--vec", choices=("dummy", "batched"),
+    p.add_argument("--vec", choices=VEC_KINDS,
                    help="training envs: dummy (default; SB3 DummyVecEnv of single envs) or batched (the batched "
                         "vector env: one NumPy call steps all envs; ExpertPlacement-v0, maskable_ppo)")
     p.add_argument("--n-envs", type=_positive_int, help="parallel training envs (default 8)")
@@ -507,14 +573,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenarios", nargs="+", default=["paper"],
                    help="presets or TOML paths, each optionally with env overrides: "
                         "deepseek-esft:tokens=512,train_time_steps=8 (keys: tokens, train_time_steps, time_steps)")
-    p.add_argument("--objectives", nargs="+", default=["max"], help="max and/or weighted (default: max)")
-    p.add_argument("--seeds", nargs="+", type=_nonneg_int, default=[0, 1, 2])
-    p.add_argument("--algos", nargs="+", default=["maskable_ppo"], help="maskable_ppo and/or ppo")
-    p.add_argument("--encoders", nargs="+", default=["mlp"], help="mlp and/or attention")
+    p.add_argument("--objectives", nargs="+", default=["max"], choices=OBJECTIVES, help="default: max")
+    p.add_argument("--seeds", nargs="+", type=_seed, default=[0, 1, 2])
+    p.add_argument("--algos", nargs="+", default=[ALGOS[0]], choices=ALGOS)
+    p.add_argument("--encoders", nargs="+", default=[ENCODERS[0]], choices=ENCODERS)
     p.add_argument("--timesteps", nargs="+", type=_positive_int, default=[100_000])
-    p.add_argument("--imitate", choices=("analytic",), help="warm start every trial from the closed form")
+    p.add_argument("--imitate", choices=IMITATION_EXPERTS[:1], help="warm start every trial from the closed form")
     p.add_argument("--imitation-steps", type=_positive_int, default=20_000)
-    p.add_argument("--vec", choices=("dummy", "batched"), default="dummy", help="training envs (see train)")
+    p.add_argument("--vec", choices=VEC_KINDS, default="dummy", help="training envs (see train)")
     p.add_argument("--episodes", type=_positive_int, default=100, help="held-out instances per evaluation")
     p.add_argument("--out", default="runs/sweep", help="sweep folder: trials/, tune/, trials.csv, summary.*")
     p.add_argument("--address", help="join this Ray cluster (e.g. auto, or HEAD:6379) instead of an embedded Ray")
@@ -542,6 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-best-known", action="store_true",
                    help="fold this run's best latencies into the shipped record of best known latencies")
     p.add_argument("--no-plot", action="store_true", help="no PNG (and no need for matplotlib)")
+    _add_torch_threads(p)
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("run", help="main job: train MaskablePPO, then compare with the paper's strategies" + rl)
@@ -561,6 +628,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv_echo = list(sys.argv[1:] if argv is None else argv)
+    _apply_torch_threads(args)
     try:
         return args.func(args)
     except XnetError as exc:

@@ -15,6 +15,7 @@ import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 from .atomic import atomic_write_text
 from .constellation import MAX_ALTITUDE_KM, MAX_DISTANCE_KM, WalkerSpec
@@ -25,8 +26,12 @@ from .topology import LinkSpec
 
 PRESET_DIR = Path(__file__).parent / "scenarios"
 SOURCES = ("zipf", "clustered", "trace")
-ROUTES = ("forward", "return")
-OBJECTIVES = ("max", "weighted")
+# The two objectives of docs/model.md and the two ring routes: each defined once, here, as
+# a type (for annotations) and as its values (for checks and command-line choices).
+Objective = Literal["max", "weighted"]
+Route = Literal["forward", "return"]
+OBJECTIVES: tuple[str, ...] = get_args(Objective)
+ROUTES: tuple[str, ...] = get_args(Route)
 GFLOPS_RANGE = (1e-3, 1e9)      # an effective rate in GFLOPS: a microcontroller to a data centre
 MAX_TOKENS = 10_000_000         # tokens of one activation profile
 MAX_TIME_STEPS = 100_000
@@ -131,6 +136,9 @@ class EvaluationSpec:
         check_choice(ScenarioError, "evaluation.objective", self.objective, OBJECTIVES)
 
 
+MAX_SCENARIO_SEED = 2**63 - 1      # a TOML integer is 64-bit signed: larger seeds would not save
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -147,7 +155,7 @@ class Scenario:
     base_dir: str = "."
 
     def __post_init__(self):
-        check_int(ScenarioError, "seed", self.seed, 0)
+        check_int(ScenarioError, "seed", self.seed, 0, MAX_SCENARIO_SEED)
         for key, kind in (("constellation", (WalkerSpec, TleSpec)), ("model", MoESpec), ("links", LinkSpec),
                           ("compute", ComputeSpec), ("activation", ActivationSpec),
                           ("placement", PlacementSpec), ("evaluation", EvaluationSpec)):

@@ -12,12 +12,14 @@ no longer than `max_isl_km` at the first time step. Altitudes are a - R_E with R
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .constellation import EARTH_RADIUS_KM, MU_KM3_S2, Constellation
 from .errors import TleError, field_error
+from .topology import OUTAGE_WARNING
 
 
 def _checksum(line: str) -> int:
@@ -132,6 +134,14 @@ def _grid_links(plane, u, r0, n_planes, wraps, max_isl_km):
         length = np.linalg.norm(r0[pairs[:, 0]] - r0[pairs[:, 1]], axis=1)
         keep = length <= max_isl_km
         pairs, flags = pairs[keep], flags[keep]
+        dropped = 1.0 - keep.mean() if keep.size else 0.0
+        if dropped > OUTAGE_WARNING:
+            # TLE shells drop too-long links when the grid is built, so the topology's own
+            # outage warning never sees them: say it here, as the Walker route does.
+            warnings.warn(f"links: {100 * dropped:.1f}% of the TLE shell's +Grid ISLs are longer than max_isl_km = "
+                          f"{max_isl_km} km and dropped (longest kept: {length[keep].max() if keep.any() else 0:.0f} "
+                          f"km of {length.max():.0f}); most paths will cost the outage penalty", UserWarning,
+                          stacklevel=3)
     _, first = np.unique(pairs, axis=0, return_index=True)
     first = np.sort(first)
     return pairs[first], flags[first]

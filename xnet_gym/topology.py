@@ -82,7 +82,8 @@ class Topology:
         if links.link_survival < 1.0:
             up &= rng.random(self.length_km.shape) < links.link_survival
         self.up = up
-        down = 1.0 - up.mean() if up.size else 0.0
+        # No link at all between several satellites is a full outage too.
+        down = 1.0 - up.mean() if up.size else float(c.n_satellites > 1)
         if down > OUTAGE_WARNING:
             warnings.warn(f"links: {100 * down:.1f}% of the ISLs are down over the time steps (max_isl_km = "
                           f"{links.max_isl_km}, polar_cutoff_deg = {links.polar_cutoff_deg}, max_angular_rate_rad_s "

@@ -152,7 +152,7 @@ class ActionPolicy:
 
 # ------------------------------------------------------------------------------- parsing
 def _solver_policy(spec: str) -> PlacementPolicy:
-    import baselines
+    from .. import baselines
 
     m = _BUDGET.match(spec)
     name, budget = (m["name"], (float(m["value"]), m["unit"])) if m else (spec, None)
@@ -243,48 +243,29 @@ def callable_policy(fn: Callable, name: str | None = None) -> PlacementPolicy | 
 def model_policy(path: str, name: str | None = None) -> ActionPolicy:
     """An SB3 zip saved by `xnet-gym train`, played through the env it was trained on."""
     try:
-        from agents.players import LearnedPlayer
+        from ..agents.players import LearnedPlayer
     except ImportError as exc:
         raise field_error(BenchmarkError, "--policy", path,
                           f"scoring an SB3 model needs the rl extra ({exc}): pip install 'xnet-gym[rl]' "
                           "torch==2.13.0") from None
-    import torch
+    from ..agents.players import needs_cheapest_free_wrapper
+    from ..agents.wrappers import CheapestFreeAction
 
-    from agents.players import needs_cheapest_free_wrapper
-    from agents.wrappers import CheapestFreeAction
-
-    # One intra-op thread unless told otherwise: a policy acts on one observation at a time,
-    # and torch's default thread pool slows it several-fold when other work shares the cores.
-    torch.set_num_threads(_torch_threads())
-    player = LearnedPlayer(path)
+    player = LearnedPlayer(path)          # sets torch's threads (agents.threads: one unless told otherwise)
     env_id = player.config.get("env", TRACK_ENVS[0])
     if env_id not in TRACK_ENVS:
         raise field_error(BenchmarkError, "--policy", path, f"was trained on {env_id}; the benchmark plays "
                           f"{', '.join(TRACK_ENVS)}")
     trained = player.config.get("env_kwargs", {})
     extra = {"gain_observation": True} if trained.get("gain_observation") else {}
-    checked: set = set()
-
     def start(env):
-        if id(env) not in checked:        # once per env: rebuilds the network for its shapes if needed
-            player.check(env)
-            checked.add(id(env))
+        # Every episode: a shape comparison (cheap), and a rebuild of the network where the
+        # track's shapes differ from the model's (`LearnedPlayer.check`).
+        player.check(env)
 
     return ActionPolicy(name or _model_name(path), "learned", lambda obs, env: player.act(env, obs), env_id=env_id,
                         env_kwargs=extra, start=start,
                         wrap=CheapestFreeAction if needs_cheapest_free_wrapper(player) else None)
-
-
-TORCH_THREADS_VARIABLE = "XNET_GYM_TORCH_THREADS"
-
-
-def _torch_threads() -> int:
-    import os
-
-    text = os.environ.get(TORCH_THREADS_VARIABLE, "1")
-    if not text.isdigit() or int(text) < 1:
-        raise field_error(BenchmarkError, TORCH_THREADS_VARIABLE, text, "must be a whole number >= 1")
-    return int(text)
 
 
 def _model_name(path: str) -> str:

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from .. import __version__
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, output_path_problem
 from ..errors import field_error
 from .runner import TrackResult
 from .suite import BenchmarkError
@@ -25,16 +25,11 @@ COLUMNS = ("track", "group", "policy", "kind", "instances", "geomean_x_closed_fo
 
 
 def check_out_dir(out) -> Path:
-    """The output folder, checked before any work: a folder (made if missing) we can write."""
+    """The output folder, checked before any work (nothing is created until the results are)."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise field_error(BenchmarkError, "--out", str(out), "is a file; give a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise field_error(BenchmarkError, "--out", str(out), f"cannot be created ({exc.strerror})") from None
-    if not os.access(out, os.W_OK):
-        raise field_error(BenchmarkError, "--out", str(out), "is not writable")
+    problem = output_path_problem(out, "folder")
+    if problem is not None:
+        raise field_error(BenchmarkError, "--out", str(out), problem)
     return out
 
 

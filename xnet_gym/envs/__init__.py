@@ -6,6 +6,8 @@ episode model), `observation.py` (the feature list), `scoring.py` (the one route
 evaluator), `reward.py` and `viewer.py`; `assignment.py` holds the dynamics.
 """
 
+from .capabilities import Capabilities, capabilities, capabilities_of
+from .episode import EpisodeConfig
 from .expert_placement import ExpertPlacementEnv
 from .expert_placement_vector import ExpertPlacementVectorEnv
 from .expert_refine import ExpertRefineEnv
@@ -38,6 +40,26 @@ def register_envs() -> None:
         register(id="xnet_gym/ExpertRefine-v0", entry_point="xnet_gym.envs:ExpertRefineEnv")
 
 
-__all__ = ["DEFAULT_FEATURES", "DenseReward", "ExpertPlacementEnv", "ExpertPlacementVectorEnv", "ExpertRefineEnv",
-           "Feature", "Generator", "LayerRows", "ModelPlacementEnv", "ObservationBuilder", "PlacementGenerator",
-           "Problem", "ProblemSpec", "ReplayProblem", "SparseReward", "Viewer", "register_envs"]
+__all__ = [
+    "DEFAULT_FEATURES",
+    "Capabilities",
+    "DenseReward",
+    "EpisodeConfig",
+    "ExpertPlacementEnv",
+    "ExpertPlacementVectorEnv",
+    "ExpertRefineEnv",
+    "Feature",
+    "Generator",
+    "LayerRows",
+    "ModelPlacementEnv",
+    "ObservationBuilder",
+    "PlacementGenerator",
+    "Problem",
+    "ProblemSpec",
+    "ReplayProblem",
+    "SparseReward",
+    "Viewer",
+    "capabilities",
+    "capabilities_of",
+    "register_envs",
+]

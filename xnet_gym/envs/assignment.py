@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -19,6 +18,9 @@ import numpy as np
 from ..errors import ActionError, ScenarioError, check_action, check_choice, field_error
 from ..placement import Placement
 from . import scoring
+from .action_space import MaskableDiscrete
+from .capabilities import Capabilities
+from .episode import EpisodeConfig, episode_config
 from .generator import Generator, resolve_generator
 from .layout import DictLayout, make_layout
 from .observation import ObservationBuilder, Progress
@@ -38,53 +40,31 @@ def _no_start(problem: Problem) -> None:
     """For a reward_fn without a `start` (module-level, so the env pickles)."""
 
 
-# v0 keyword names from before "slot" meant only an along-track position.
-DEPRECATED_KWARGS = {"slots": "time_steps", "train_slots": "train_time_steps"}
-
-
-def resolve_deprecated(owner: str, deprecated: dict, time_steps, train_time_steps) -> tuple:
-    """(time_steps, train_time_steps) with the v0 names `slots` / `train_slots` folded in (a
-    DeprecationWarning each); any other unknown keyword is a TypeError, as Python's own."""
-    for old, value in deprecated.items():
-        if old not in DEPRECATED_KWARGS:
-            raise TypeError(f"{owner}() got an unexpected keyword argument {old!r}")
-        new = DEPRECATED_KWARGS[old]
-        warnings.warn(f"{old}= is deprecated; use {new}=", DeprecationWarning, stacklevel=3)
-        if new == "time_steps":
-            time_steps = value if time_steps is None else time_steps
-        else:
-            train_time_steps = value if train_time_steps is None else train_time_steps
-    return time_steps, train_time_steps
-
-
 def render_modes() -> list[str]:
-    """`rgb_array` only where matplotlib is installed, so env checkers see what can render."""
+    """`human` (the ansi view printed to the terminal at every reset and step: a text env
+    needs no window, and gymnasium would otherwise wrap `rgb_array` in a pygame window), `ansi`,
+    and `rgb_array` only where matplotlib is installed, so env checkers see what can render."""
     try:
         found = importlib.util.find_spec("matplotlib") is not None
     except (ImportError, ValueError):      # a broken or blocked install counts as absent
         found = False
-    return ["ansi", "rgb_array"] if found else ["ansi"]
+    return ["human", "ansi", "rgb_array"] if found else ["human", "ansi"]
 
 
 class AssignmentEnv(gym.Env):
     metadata: dict[str, Any] = {"render_modes": render_modes(), "render_fps": 4}  # noqa: RUF012 (gymnasium's attribute)
     scope = "stage"
+    capabilities = Capabilities()
 
-    def __init__(self, scenario="paper", *, layer=None, expert_order="index", randomize_activation=True,
-                 train_time_steps=None, tokens=None, objective=None, route=None, layer_strategy="central",
-                 time_steps=None, reward="dense", render_mode=None, generator: Generator | None = None,
-                 reward_fn=None, viewer=None, observation: ObservationBuilder | None = None, obs_layout="dict",
-                 **deprecated):
-        time_steps, train_time_steps = resolve_deprecated(type(self).__name__, deprecated, time_steps,
-                                                          train_time_steps)
+    def __init__(self, scenario=None, *, episode: EpisodeConfig | None = None, reward="dense", render_mode=None,
+                 generator: Generator | None = None, reward_fn=None, viewer=None,
+                 observation: ObservationBuilder | None = None, obs_layout="dict", **settings):
+        self.episode = episode_config(type(self).__name__, scenario, episode, settings)
         if render_mode is not None:
             check_choice(ScenarioError, "render_mode", render_mode, self.metadata["render_modes"])
         if reward_fn is None:
             reward_fn = REWARDS[check_choice(ScenarioError, "reward", reward, tuple(REWARDS))]()
-        generator = resolve_generator(
-            generator, scenario, self.scope, layer=layer, randomize_activation=randomize_activation,
-            train_time_steps=train_time_steps, tokens=tokens, expert_order=expert_order, objective=objective,
-            route=route, layer_strategy=layer_strategy, time_steps=time_steps)
+        generator = resolve_generator(generator, self.episode, self.scope)
         self.generator = generator
         self.reward_fn = reward_fn
         self._reward_start = getattr(reward_fn, "start", _no_start)
@@ -95,7 +75,7 @@ class AssignmentEnv(gym.Env):
         self.n_candidates_max = C
         self.obs_layout = make_layout(obs_layout)
         self.observation_space = self.obs_layout.space(self.observation_builder.space(generator.spec))
-        self.action_space = gym.spaces.Discrete(C)
+        self.action_space = MaskableDiscrete(C)
         self._problem: Problem | None = None
 
     # ------------------------------------------------------------------ public progress
@@ -208,6 +188,8 @@ class AssignmentEnv(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self._start(self.generator(self.np_random, options))
+        if self.render_mode == "human":
+            self.render()
         return self._observation(), self._info(self._layers[0], False, _ZERO, _ZERO)
 
     def step(self, action):
@@ -264,6 +246,8 @@ class AssignmentEnv(gym.Env):
                     "invalid_action": np.True_ if invalid else np.False_,
                     "invalid_actions": _SMALL_INTS[n_invalid] if n_invalid <= 4096 else np.int64(n_invalid),
                     "latency_s": _ZERO, "analytic_latency_s": self._reference_s, "ratio_to_analytic": _ZERO}
+        if self.render_mode == "human":
+            self.render()
         return self._observation(), float(reward), self._done, False, info
 
     def _info(self, layer: int, invalid: bool, latency_s, ratio) -> dict:
@@ -282,8 +266,12 @@ class AssignmentEnv(gym.Env):
         shown = self._experts.copy()
         shown[self._layers] = np.where(self._cand_index >= 0, shown[self._layers], -1)
         current = None if self._done else self.current_expert
-        draw = self.viewer.ansi if self.render_mode == "ansi" else self.viewer.rgb_array
-        return draw(self._problem, li, shown, current=current, choice=self._last_choice)
+        draw = self.viewer.rgb_array if self.render_mode == "rgb_array" else self.viewer.ansi
+        frame = draw(self._problem, li, shown, current=current, choice=self._last_choice)
+        if self.render_mode == "human":
+            print(frame, flush=True)
+            return None
+        return frame
 
     def close(self):
         self.viewer.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 
 from .assignment import AssignmentEnv
+from .capabilities import Capabilities
+from .episode import episode_table
 from .observation import ObservationBuilder
 
 
@@ -70,26 +72,23 @@ class ExpertPlacementEnv(AssignmentEnv):
     ## Arguments
 
     ```python
-    gymnasium.make("xnet_gym/ExpertPlacement-v0", scenario="paper", layer=None,
-                   expert_order="index", randomize_activation=True, train_time_steps=None,
-                   tokens=None, objective=None, route=None, layer_strategy="central",
-                   time_steps=None, reward="dense", render_mode=None, generator=None,
-                   reward_fn=None, observation=None, viewer=None, obs_layout="dict")
+    gymnasium.make("xnet_gym/ExpertPlacement-v0", scenario="paper", episode=None, reward="dense",
+                   render_mode=None, generator=None, reward_fn=None, observation=None,
+                   viewer=None, obs_layout="dict", **episode_settings)
     ```
 
-    - `scenario`: preset name (`xnet-gym scenarios`) or a TOML path.
-    - `layer`: fix the layer (0..L-1); default random per episode.
-    - `expert_order`: `"index"`, `"frequency"` (most active first) or `"random"`.
-    - `train_time_steps`: score on this many random time steps per episode (faster steps);
-      `None` uses all of the scenario's time steps. `time_steps` overrides the scenario's
-      count. The v0 names `train_slots` and `slots` still work, with a DeprecationWarning.
-    - `tokens`: tokens per activation profile (default: the scenario's).
-    - `objective` (`"max"`/`"weighted"`) and `route` (`"forward"`/`"return"`) override the scenario.
-    - `layer_strategy`: `"central"` (paper) or `"random-gateway"` (a random gateway in the subnet).
+    The episode settings are the same for every placement env: keywords, or one
+    `episode=xnet_gym.envs.EpisodeConfig(...)` (keywords given beside it replace its values).
+    The v0 names `train_slots` and `slots` still work, with a DeprecationWarning.
+
+{episode_table}
+
+    - `reward`: `"dense"` or `"sparse"` (both return `-latency / closed form`).
     - `generator`: anything following `xnet_gym.envs.Generator` (a `spec` and a call
       `(rng, options) -> Problem`); `reward_fn` (`step`/`final`, see `xnet_gym.envs.reward`);
       `observation`: an `ObservationBuilder` with your own feature list; `viewer`.
-    - `render_mode`: `"ansi"` or `"rgb_array"` (matplotlib).
+    - `render_mode`: `"human"` (the `"ansi"` view printed at every reset and step), `"ansi"` or
+      `"rgb_array"` (matplotlib).
     - `obs_layout`: `"dict"` (the table above), `"flat"` (`{"observations": every feature but
       the mask concatenated in table order, "action_mask": float32}`, RLlib's masking
       convention) or `"tianshou"` (`{"obs": the same vector, "mask": bool}`).
@@ -101,5 +100,7 @@ class ExpertPlacementEnv(AssignmentEnv):
       a batched vector env as the `vector_entry_point` (`gymnasium.make_vec` uses it by default).
     """
 
-    __doc__ = __doc__.replace("{observation_table}", textwrap.indent(ObservationBuilder().table_markdown(), "    "))
+    __doc__ = __doc__.replace("{observation_table}", textwrap.indent(ObservationBuilder().table_markdown(), "    ")
+                              ).replace("{episode_table}", episode_table())
     scope = "stage"
+    capabilities = Capabilities(batched=True)

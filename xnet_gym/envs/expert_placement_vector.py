@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import textwrap
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -12,9 +13,11 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ..errors import ActionError, ScenarioError, check_actions, check_bool, check_choice, check_int, field_error
+from ..instance import MEMORY_LIMIT_BYTES
 from ..placement import Placement
 from . import scoring
-from .assignment import resolve_deprecated
+from .action_space import MaskableDiscrete
+from .episode import EpisodeConfig, episode_config
 from .generator import PlacementGenerator
 from .layout import DictLayout, make_layout
 from .observation import ObservationBuilder
@@ -27,6 +30,26 @@ AUTORESET_MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetM
                    AutoresetMode.SAME_STEP.value: AutoresetMode.SAME_STEP}
 INFO_KEYS = ("layer", "step_in_layer", "invalid_action", "invalid_actions", "latency_s", "analytic_latency_s",
              "ratio_to_analytic")
+
+
+def batch_bytes_per_env(generator: PlacementGenerator) -> int:
+    """About what one sub-env's rows and features take (float64 legs per training time step
+    and candidate, its distinct active sets, per-candidate and per-expert tables), twice: the
+    batch that steps and the one prefetched beside it."""
+    spec = generator.spec
+    K = generator.train_time_steps or len(generator.base.time_steps)
+    C, E, k = spec.n_candidates_max, spec.n_experts, spec.top_k
+    sets = min(generator._profile_tokens, math.comb(E, k))          # distinct active sets of a profile
+    return 2 * 8 * (K * C + sets * (k + 1) + 32 * C + 16 * E)
+
+
+def _check_batch_memory(num_envs: int, generator: PlacementGenerator) -> None:
+    per_env = batch_bytes_per_env(generator)
+    if num_envs * per_env > MEMORY_LIMIT_BYTES:
+        raise field_error(ScenarioError, "num_envs", num_envs,
+                          f"needs about {num_envs * per_env / 2**30:.1f} GiB of batch state (about "
+                          f"{per_env / 1024:.0f} KiB per sub-env on {generator.base.scenario.name}); the limit is "
+                          f"{MEMORY_LIMIT_BYTES / 2**30:.0f} GiB, so at most {MEMORY_LIMIT_BYTES // per_env:,} envs")
 
 
 class ExpertPlacementVectorEnv(VectorEnv):
@@ -101,15 +124,14 @@ class ExpertPlacementVectorEnv(VectorEnv):
     ## Arguments
 
     ```python
-    ExpertPlacementVectorEnv(num_envs=64, scenario="paper", layer=None, expert_order="index",
-                             randomize_activation=True, train_time_steps=None, tokens=None,
-                             objective=None, route=None, time_steps=None, reward="dense",
+    ExpertPlacementVectorEnv(num_envs=64, scenario="paper", episode=None, reward="dense",
                              generator=None, observation=None, obs_layout="dict",
                              autoreset_mode="next_step", max_episode_steps=None,
-                             prefetch=True)
+                             prefetch=True, **episode_settings)
     ```
 
-    The single env's arguments, with these differences: `layer_strategy` is `"central"` only
+    The single env's arguments and episode settings, with these differences: `num_envs` is
+    at most 2^20 and bounded by memory (an error says how many fit); `layer_strategy` is `"central"` only
     (drawn gateways need shortest paths per episode: use `vectorization_mode="sync"`);
     `generator` is a `PlacementGenerator` (it needs `draw_rows`); `observation` an
     `ObservationBuilder` of the built-in features (each has a batched twin); no `reward_fn`
@@ -120,13 +142,11 @@ class ExpertPlacementVectorEnv(VectorEnv):
     - v0: initial release.
     """
 
-    def __init__(self, num_envs: int = 64, scenario="paper", *, layer=None, expert_order="index",
-                 randomize_activation=True, train_time_steps=None, tokens=None, objective=None, route=None,
-                 layer_strategy="central", time_steps=None, reward="dense", generator: PlacementGenerator | None = None,
-                 observation: ObservationBuilder | None = None, obs_layout="dict", autoreset_mode="next_step",
-                 max_episode_steps: int | None = None, prefetch: bool = True, render_mode=None, **deprecated):
-        time_steps, train_time_steps = resolve_deprecated(type(self).__name__, deprecated, time_steps,
-                                                          train_time_steps)
+    def __init__(self, num_envs: int = 64, scenario=None, *, episode: EpisodeConfig | None = None, reward="dense",
+                 generator: PlacementGenerator | None = None, observation: ObservationBuilder | None = None,
+                 obs_layout="dict", autoreset_mode="next_step", max_episode_steps: int | None = None,
+                 prefetch: bool = True, render_mode=None, **settings):
+        self.episode = episode_config(type(self).__name__, scenario, episode, settings)
         self.num_envs = check_int(ScenarioError, "num_envs", num_envs, 1, 1 << 20)
         if render_mode is not None:
             raise field_error(ScenarioError, "render_mode", render_mode,
@@ -139,11 +159,7 @@ class ExpertPlacementVectorEnv(VectorEnv):
         self.render_mode = None
         self._sparse = check_choice(ScenarioError, "reward", reward, tuple(REWARDS)) == "sparse"
         if generator is None:
-            generator = PlacementGenerator(scenario, scope="stage", layer=layer,
-                                           randomize_activation=randomize_activation,
-                                           train_time_steps=train_time_steps, tokens=tokens,
-                                           expert_order=expert_order, objective=objective, route=route,
-                                           layer_strategy=layer_strategy, time_steps=time_steps)
+            generator = PlacementGenerator(self.episode.scenario, scope="stage", **self.episode.generator_kwargs())
         if not isinstance(generator, PlacementGenerator) or generator.scope != "stage":
             raise field_error(ScenarioError, "generator", type(generator).__name__,
                               "the batched env needs a PlacementGenerator with scope='stage' (it draws rows in "
@@ -155,6 +171,7 @@ class ExpertPlacementVectorEnv(VectorEnv):
         self.generator = generator
         spec = self.spec_ = generator.spec
         self._E, self._C, self._capacity = spec.n_experts, spec.n_candidates_max, spec.capacity
+        _check_batch_memory(self.num_envs, generator)
         if max_episode_steps is not None:
             max_episode_steps = check_int(ScenarioError, "max_episode_steps", max_episode_steps, 1)
         self._max_steps = max_episode_steps
@@ -163,7 +180,7 @@ class ExpertPlacementVectorEnv(VectorEnv):
         self.obs_layout = make_layout(obs_layout)
         self.single_observation_space = self.obs_layout.space(builder.space(spec))
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.single_action_space = gym.spaces.Discrete(self._C)
+        self.single_action_space = MaskableDiscrete(self._C)
         self.action_space = gym.spaces.MultiDiscrete(np.full(self.num_envs, self._C))
         self._ar = np.arange(self.num_envs)
         self._true = np.ones(self.num_envs, dtype=bool)

@@ -11,8 +11,12 @@ from gymnasium import spaces
 from ..errors import ActionError, ScenarioError, check_action, check_bool, check_choice, check_int, field_error
 from ..placement import Placement
 from . import scoring
-from .assignment import DEPRECATED_KWARGS, render_modes
+from .action_space import MaskableDiscrete
+from .assignment import render_modes
+from .capabilities import Capabilities
+from .episode import EpisodeConfig, episode_config
 from .generator import Generator, resolve_generator
+from .layout import DictLayout, make_layout
 from .observation import normalised_cost
 from .problem import Problem
 from .reward import INVALID_ACTION_PENALTY
@@ -21,6 +25,8 @@ from .viewer import Viewer
 STARTS = ("analytic", "random")
 RATIO_CLIP = 16.0          # observed latency ratios are clipped here (random starts reach ~6 on presets)
 GAIN_CLIP = 1.0            # observed gains (shares of the closed form's latency) are clipped here
+MAX_MOVES = 1_000_000      # an episode longer than this never ends in practice, and moves_left / max_moves
+#                            would no longer tell the agent anything
 IMPROVES = 1e-12           # a change improves when it saves more than this share (rounding is ~1e-16)
 
 
@@ -110,50 +116,52 @@ class ExpertRefineEnv(gym.Env):
     ## Arguments
 
     ```python
-    gymnasium.make("xnet_gym/ExpertRefine-v0", scenario="paper", max_moves=None,
-                   start="analytic", layer=None, expert_order="index", randomize_activation=True,
-                   train_time_steps=None, tokens=None, objective=None, route=None,
-                   layer_strategy="central", time_steps=None, render_mode=None,
-                   gain_observation=False, generator=None, viewer=None)
+    gymnasium.make("xnet_gym/ExpertRefine-v0", scenario="paper", episode=None, max_moves=None,
+                   start="analytic", render_mode=None, gain_observation=False, obs_layout="dict",
+                   generator=None, viewer=None, **episode_settings)
     ```
 
-    The instance arguments mean what they mean for ExpertPlacement-v0; `generator` is any
-    `xnet_gym.envs.Generator` of stage problems. `render_mode`: `"ansi"` or `"rgb_array"`.
-    `gain_observation`: add the `action_gain` key (see the table).
+    The episode settings (keywords or `episode=EpisodeConfig(...)`) are ExpertPlacement-v0's,
+    so both envs draw the same episodes for the same seeds; `generator` is any
+    `xnet_gym.envs.Generator` of stage problems. `render_mode`: `"human"` (the `"ansi"` view
+    printed at every reset and step), `"ansi"` or `"rgb_array"`. `max_moves`: at most 1,000,000.
+    `gain_observation`: add the `action_gain` key (see the table). `obs_layout`: `"dict"`
+    (the table above), `"flat"` (`{"observations": every feature but the mask, concatenated
+    in the `Dict` space's (sorted) key order, "action_mask": float32}`, RLlib and CleanRL) or `"tianshou"` (`{"obs",
+    "mask": bool}`), as for ExpertPlacement-v0.
 
     ## Version History
 
-    - v0: initial release; `gain_observation` (off by default, so the space is unchanged) added later.
+    - v0: initial release; `gain_observation` and `obs_layout` (off and `"dict"` by default, so
+      the space is unchanged) added later.
     """
 
     metadata: dict[str, Any] = {"render_modes": render_modes(), "render_fps": 4}  # noqa: RUF012 (gymnasium's attribute)
+    capabilities = Capabilities(refinement=True, stop_action=True, greedy=True, gain_observation=True,
+                                imitation_experts=("greedy",))
 
-    def __init__(self, scenario="paper", *, max_moves=None, start="analytic", layer=None, expert_order="index",
-                 randomize_activation=True, train_time_steps=None, tokens=None, objective=None, route=None,
-                 layer_strategy="central", time_steps=None, render_mode=None, generator: Generator | None = None,
-                 viewer=None, gain_observation=False, **unknown):
-        for name in unknown:
-            hint = f" (ExpertRefine-v0 takes {DEPRECATED_KWARGS[name]}=)" if name in DEPRECATED_KWARGS else ""
-            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}{hint}")
+    def __init__(self, scenario=None, *, episode: EpisodeConfig | None = None, max_moves=None, start="analytic",
+                 render_mode=None, generator: Generator | None = None, viewer=None, gain_observation=False,
+                 obs_layout="dict", **settings):
+        # v0 never took the old slot names: they are refused with the new name as a hint.
+        self.episode = episode_config(type(self).__name__, scenario, episode, settings, deprecated_names=False)
         if render_mode is not None:
             check_choice(ScenarioError, "render_mode", render_mode, self.metadata["render_modes"])
         self.start = check_choice(ScenarioError, "start", start, STARTS)
         self.gain_observation = check_bool(ScenarioError, "gain_observation", gain_observation)
-        generator = resolve_generator(
-            generator, scenario, "stage", layer=layer, randomize_activation=randomize_activation,
-            train_time_steps=train_time_steps, tokens=tokens, expert_order=expert_order, objective=objective,
-            route=route, layer_strategy=layer_strategy, time_steps=time_steps)
+        generator = resolve_generator(generator, self.episode, "stage")
         self.generator = generator
         spec = generator.spec
         E, C = spec.n_experts, spec.n_candidates_max
-        self.max_moves = 2 * E if max_moves is None else check_int(ScenarioError, "max_moves", max_moves, 1)
+        self.max_moves = 2 * E if max_moves is None else check_int(ScenarioError, "max_moves", max_moves, 1,
+                                                                  MAX_MOVES)
         self.n_experts, self.n_candidates_max = E, C
         self._swap_x, self._swap_y = np.triu_indices(E, 1)
         self.n_moves, self.n_swaps = E * C, len(self._swap_x)
         self._row_offsets = np.arange(E) * C          # one-hot index of expert e on candidate c: e*C + c
         self.stop_action = self.n_moves + self.n_swaps
         self.n_actions = n_actions = self.stop_action + 1
-        self.action_space = spaces.Discrete(n_actions)
+        self.action_space = MaskableDiscrete(n_actions)
         obs_spaces: dict[str, spaces.Space] = {
             "expert_probability": spaces.Box(0.0, 1.0, (E,), np.float32),
             "expert_rank": spaces.Box(0.0, 1.0, (E,), np.float32),
@@ -166,7 +174,8 @@ class ExpertRefineEnv(gym.Env):
         }
         if self.gain_observation:
             obs_spaces["action_gain"] = spaces.Box(-GAIN_CLIP, GAIN_CLIP, (n_actions,), np.float32)
-        self.observation_space = spaces.Dict(obs_spaces)
+        self.obs_layout = make_layout(obs_layout)
+        self.observation_space = self.obs_layout.space(spaces.Dict(obs_spaces))
         self._latencies: np.ndarray | None = None
         self.render_mode = render_mode
         self.viewer = viewer or Viewer()
@@ -272,6 +281,10 @@ class ExpertRefineEnv(gym.Env):
         out[-1] = 1.0
         return out
 
+    def _laid_out(self) -> dict[str, np.ndarray]:
+        obs = self._observation()
+        return obs if isinstance(self.obs_layout, DictLayout) else self.obs_layout(obs)
+
     def _observation(self) -> dict[str, np.ndarray]:
         a, load = self._moves.views()
         onehot = np.zeros(self.n_moves, dtype=np.float32)
@@ -355,7 +368,9 @@ class ExpertRefineEnv(gym.Env):
         self._cost = normalised_cost(rows)[0]
         self._mask = self._mask_now()
         self._latencies = None
-        return self._observation(), self._info(False)
+        if self.render_mode == "human":
+            self.render()
+        return self._laid_out(), self._info(False)
 
     def step(self, action):
         if self._problem is None:
@@ -387,14 +402,20 @@ class ExpertRefineEnv(gym.Env):
         if not invalid and kind != "stop":
             self._mask = self._mask_now()
             self._latencies = None
-        return self._observation(), float(reward), self._done, False, self._info(invalid)
+        if self.render_mode == "human":
+            self.render()
+        return self._laid_out(), float(reward), self._done, False, self._info(invalid)
 
     def render(self):
         if self.render_mode is None or self._problem is None:
             return None
         shown = self._to_placement(self._moves.assignment).experts
-        draw = self.viewer.ansi if self.render_mode == "ansi" else self.viewer.rgb_array
-        return draw(self._problem, 0, shown)
+        draw = self.viewer.rgb_array if self.render_mode == "rgb_array" else self.viewer.ansi
+        frame = draw(self._problem, 0, shown)
+        if self.render_mode == "human":
+            print(frame, flush=True)
+            return None
+        return frame
 
     def close(self):
         self.viewer.close()

@@ -31,7 +31,7 @@ new one, which drops the block. `block_size=1` draws every episode on its own.
 from __future__ import annotations
 
 import functools
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 
@@ -59,7 +59,8 @@ from .problem import (
     stack_active_sets,
 )
 
-LAYER_STRATEGIES = ("central", "random-gateway")
+LayerStrategy = Literal["central", "random-gateway"]
+LAYER_STRATEGIES: tuple[str, ...] = get_args(LayerStrategy)
 RESET_OPTIONS = ("layer", "trace")
 
 
@@ -83,11 +84,11 @@ class ReplayProblem:
         return self.problem
 
 
-def resolve_generator(generator, scenario, scope: str, **instance_kwargs) -> Generator:
-    """An env's `generator=` kwarg: the default PlacementGenerator over `scenario` when None,
-    else a checked user generator."""
+def resolve_generator(generator, episode, scope: str) -> Generator:
+    """An env's `generator=` kwarg: the default PlacementGenerator over the env's episode
+    config (`xnet_gym.envs.episode.EpisodeConfig`) when None, else a checked user generator."""
     if generator is None:
-        return PlacementGenerator(scenario, scope=scope, **instance_kwargs)
+        return PlacementGenerator(episode.scenario, scope=scope, **episode.generator_kwargs())
     if not isinstance(generator, Generator):
         raise ScenarioError(f"generator = {type(generator).__name__}: needs a `spec` attribute and a "
                             f"__call__(rng, options) -> Problem (see xnet_gym.envs.generator.Generator)")
@@ -140,10 +141,12 @@ class PlacementGenerator:
 
     def __getstate__(self):
         # Ship the recipe, not the products: the scenario's instance (orbits, links, tens of MB
-        # on `paper`) is rebuilt bit for bit from its seed, and the block (draws tied to one
-        # Generator object) and the candidate tables are caches.
+        # on `paper`) is rebuilt bit for bit from its seed, and the candidate tables are a
+        # cache. The pre-drawn block and the Generator it belongs to travel with the env: pickled
+        # together with the env's `np_random`, they stay the same object, so a copy's next
+        # unseeded resets hand out the same episodes as the original's.
         state = self.__dict__.copy()
-        state.update(base=None, _block=None, _block_rng=None, _block_pos=0, _central=None)
+        state.update(base=None, _central=None)
         return state
 
     def __setstate__(self, state):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .assignment import AssignmentEnv
+from .capabilities import Capabilities
 
 
 class ModelPlacementEnv(AssignmentEnv):
@@ -49,15 +50,14 @@ class ModelPlacementEnv(AssignmentEnv):
     ## Arguments
 
     ```python
-    gymnasium.make("xnet_gym/ModelPlacement-v0", scenario="paper", expert_order="index",
-                   randomize_activation=True, train_time_steps=None, tokens=None, objective=None,
-                   route=None, layer_strategy="central", time_steps=None, reward="dense",
+    gymnasium.make("xnet_gym/ModelPlacement-v0", scenario="paper", episode=None, reward="dense",
                    render_mode=None, generator=None, reward_fn=None, observation=None,
-                   viewer=None, obs_layout="dict")
+                   viewer=None, obs_layout="dict", **episode_settings)
     ```
 
-    The arguments mean what they mean for ExpertPlacement-v0 (no `layer`). A custom
-    `generator` returns problems of scope "token" (`Problem.from_instance(instance)`).
+    The arguments and episode settings mean what they mean for ExpertPlacement-v0, without
+    `layer` (every layer is placed). A custom `generator` returns problems of scope "token"
+    (`Problem.from_instance(instance)`).
 
     ## Version History
 
@@ -66,3 +66,4 @@ class ModelPlacementEnv(AssignmentEnv):
     """
 
     scope = "token"
+    capabilities = Capabilities()

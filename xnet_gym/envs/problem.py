@@ -20,6 +20,7 @@ import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -31,7 +32,8 @@ from ..placement import Placement
 from . import scoring
 
 SCOPES = ("stage", "token")
-EXPERT_ORDERS = ("index", "frequency", "random")
+ExpertOrder = Literal["index", "frequency", "random"]
+EXPERT_ORDERS: tuple[str, ...] = get_args(ExpertOrder)
 
 
 @dataclass(frozen=True)

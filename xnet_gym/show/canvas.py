@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, output_path_problem
 from ..errors import XnetError, field_error
 
 IMAGE_SUFFIXES = (".png", ".gif")
@@ -37,18 +37,13 @@ def rgb(fig) -> np.ndarray:
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def check_image_path(path, allowed=IMAGE_SUFFIXES) -> Path:
+def check_image_path(path, allowed=IMAGE_SUFFIXES, field: str = "--out") -> Path:
     path = Path(path)
     if path.suffix.lower() not in allowed:
-        raise field_error(XnetError, "--out", str(path), f"must end in {' or '.join(allowed)}")
-    if path.exists() and path.is_dir():
-        raise field_error(XnetError, "--out", str(path), "is a folder; give a file name")
-    parent = path.parent if str(path.parent) else Path(".")
-    for folder in (parent, *parent.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise field_error(XnetError, "--out", str(path), f"{folder} is a file, not a folder")
-            break
+        raise field_error(XnetError, field, str(path), f"must end in {' or '.join(allowed)}")
+    problem = output_path_problem(path)
+    if problem is not None:
+        raise field_error(XnetError, field, str(path), problem)
     return path
 
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-import baselines
 import xnet_gym  # noqa: F401  (registers the env ids)
-from baselines.env_adapter import SolverPlayer, score_on_episode
+from xnet_gym import baselines
 from xnet_gym.atomic import atomic_write
+from xnet_gym.baselines.env_adapter import SolverPlayer, score_on_episode
+from xnet_gym.envs.capabilities import capabilities_of
 
 from .players import AnalyticPlayer, GreedyPlayer, LearnedPlayer, RandomPlayer, needs_cheapest_free_wrapper
 from .wrappers import CheapestFreeAction
@@ -94,7 +95,7 @@ def best_known_latencies(env_id: str, env_kwargs: dict, episodes: int, seed: int
     latencies, t0 = [], time.perf_counter()
     for s in eval_seeds(seed, episodes):
         env.reset(seed=s)
-        problem = env.unwrapped.problem
+        problem = env.unwrapped.problem  # type: ignore[attr-defined]
         layer = int(problem.batch.layers[problem.first]) if problem.scope == "stage" else None
         placement = _solver_for_episode(solver, budget_s, layer, seed).solve(problem.instance)
         latencies.append(score_on_episode(env, placement)[0])
@@ -104,8 +105,8 @@ def best_known_latencies(env_id: str, env_kwargs: dict, episodes: int, seed: int
 
 def _for_env(player, env):
     """Solvers play ExpertRefine-v0 by walking to their placement (baselines.refine_adapter)."""
-    if isinstance(player, EpisodeSolverPlayer) and hasattr(env.unwrapped, "stop_action"):
-        from baselines.refine_adapter import RefineSolverPlayer
+    if isinstance(player, EpisodeSolverPlayer) and capabilities_of(env).refinement:
+        from xnet_gym.baselines.refine_adapter import RefineSolverPlayer
         return RefineSolverPlayer(player.solver, solver_for=player.solver_for, name=player.name)
     return player
 
@@ -122,7 +123,8 @@ def evaluate_player(player, env_id: str, env_kwargs: dict, episodes: int, seed: 
     for s in eval_seeds(seed, episodes):
         obs, _ = env.reset(seed=s)
         placement = player.start(env)
-        if placement is not None and not player.plays_through_env(placement, env.unwrapped.problem):
+        if placement is not None and not player.plays_through_env(placement,
+                                                                  env.unwrapped.problem):  # type: ignore[attr-defined]
             lat, ref = score_on_episode(env, placement)
         else:
             done = False

@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -27,11 +29,13 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import xnet_gym
-from xnet_gym.atomic import atomic_write_text
+from xnet_gym.atomic import atomic_write_text, output_path_problem
+from xnet_gym.envs.capabilities import capabilities
 from xnet_gym.errors import XnetError, field_error
 
 from .players import ALGOS
 from .policy import CandidateMaskablePolicy, CandidatePolicy
+from .settings import VEC_KINDS
 from .wrappers import CheapestFreeAction
 
 # Undiscounted (gamma = 1): the return contract is the episode's -latency / analytic.
@@ -51,7 +55,6 @@ DEFAULT_HYPERPARAMETERS = {
     "encoder": "mlp",           # the ExpertPlacement policy's candidate encoder: "mlp" or "attention"
     "vec": "dummy",             # "dummy": SB3's DummyVecEnv of single envs; "batched": the batched vector env
 }
-VEC_KINDS = ("dummy", "batched")
 # Episodes score on this many random time steps (of the scenario's), for faster steps;
 # evaluation always uses every slot.
 DEFAULT_TRAIN_TIME_STEPS = 16
@@ -94,19 +97,52 @@ class TrainingCurve(BaseCallback):
         self.flush()
 
 
+class ProgressLines(BaseCallback):
+    """Progress where no progress bar can draw (output to a file or a pipe): one line every
+    `every` steps with the steps done, the rate and the time left, so a slow run can be told
+    from a hung one."""
+
+    def __init__(self, total: int, every: int, stream=None):
+        super().__init__()
+        self.total, self.every, self.stream = total, max(every, 1), stream
+        self._start_steps, self._t0, self._next = 0, 0.0, 0
+
+    def _on_training_start(self) -> None:
+        self._start_steps, self._t0 = self.num_timesteps, time.perf_counter()
+        self._next = self._start_steps + self.every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.every
+            done = self.num_timesteps - self._start_steps
+            rate = done / max(time.perf_counter() - self._t0, 1e-9)
+            eta = max(self.total - done, 0) / rate if rate > 0 else float("inf")
+            print(f"  {self.num_timesteps:>10,} steps  {100 * min(done / self.total, 1):5.1f} %  {rate:8.0f} steps/s  "
+                  f"ETA {eta:6.0f} s", file=self.stream or sys.stdout, flush=True)
+        return True
+
+
 class AtomicCheckpoint(BaseCallback):
-    """Saves `checkpoints/model_<timesteps>_steps.zip` every `every` calls, atomically: a
-    kill mid-save leaves the previous checkpoints intact and no truncated zip."""
+    """Saves `checkpoints/model_<timesteps>_steps.zip` at the start of every `every`-th
+    rollout, atomically: a kill mid-save leaves the previous checkpoints intact and no
+    truncated zip. At a rollout's start the weights have learned from every step counted, and
+    the count is a whole number of rollouts, so a run resumed from it ends exactly on its
+    budget (a save mid-rollout counted steps it had not learned from, and the resumed run
+    overshot by up to a rollout)."""
 
     def __init__(self, every: int, folder: Path):
         super().__init__()
         self.every = every
         self.folder = folder
+        self._rollouts = 0
 
-    def _on_step(self) -> bool:
-        if self.n_calls % self.every == 0:
+    def _on_rollout_start(self) -> None:
+        if self._rollouts > 0 and self._rollouts % self.every == 0:
             self.folder.mkdir(parents=True, exist_ok=True)
             save_atomically(self.model, self.folder / f"model_{self.num_timesteps}_steps.zip")
+        self._rollouts += 1
+
+    def _on_step(self) -> bool:
         return True
 
 
@@ -131,7 +167,12 @@ def intact(path: Path) -> bool:
 
 def newest_intact_save(out: Path) -> Path | None:
     """The newest of `model.zip` and the checkpoints that is intact; truncated ones are
-    skipped with a warning."""
+    skipped with a warning, and the half-written temporary of a save killed mid-write is
+    removed (it is never a save)."""
+    for partial in [*out.glob(".*.tmp.zip"), *(out / "checkpoints").glob(".*.tmp.zip")]:
+        partial.unlink(missing_ok=True)
+        warnings.warn(f"--resume: removed {partial}, a save interrupted while it was written", UserWarning,
+                      stacklevel=2)
     saves = [out / "model.zip", *(out / "checkpoints").glob("*.zip")]
     for path in sorted((p for p in saves if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True):
         if intact(path):
@@ -145,16 +186,15 @@ OUTPUT_FILES = ("model.zip", "config.json", "training_curve.csv")
 
 def check_output_folder(out: Path) -> None:
     """Every output path of a run, checked before any work starts."""
-    for parent in [out, *out.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise field_error(XnetError, "--out", str(out), f"{parent} is a file, not a folder")
-            break
+    problem = output_path_problem(out, "folder")
+    if problem is not None:
+        raise field_error(XnetError, "--out", str(out), problem)
     for name in OUTPUT_FILES:
         if (out / name).is_dir():
             raise field_error(XnetError, "--out", str(out), f"{out / name} is a folder where the file {name} goes")
-    if (out / "checkpoints").exists() and not (out / "checkpoints").is_dir():
-        raise field_error(XnetError, "--out", str(out), f"{out / 'checkpoints'} is a file where a folder goes")
+    for folder in ("checkpoints", "tb"):
+        if (out / folder).exists() and not (out / folder).is_dir():
+            raise field_error(XnetError, "--out", str(out), f"{out / folder} is a file where a folder goes")
 
 
 def check_resume_config(out: Path, env_id: str, algo: str, kwargs: dict) -> None:
@@ -203,7 +243,7 @@ def make_train_env(env_id: str, env_kwargs: dict, algo: str, n_envs: int, seed: 
 def check_vec(vec: str, env_id: str, algo: str) -> None:
     if vec not in VEC_KINDS:
         raise field_error(XnetError, "--vec", vec, f"allowed: {', '.join(VEC_KINDS)}")
-    if vec == "batched" and (not env_id.endswith("ExpertPlacement-v0") or algo != "maskable_ppo"):
+    if vec == "batched" and (not capabilities(env_id).batched or algo != "maskable_ppo"):
         raise field_error(XnetError, "--vec", vec, "the batched env is ExpertPlacement-v0's, trained with "
                           "--algo maskable_ppo (plain PPO needs a per-env action wrapper)")
 
@@ -211,7 +251,7 @@ def check_vec(vec: str, env_id: str, algo: str) -> None:
 def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int = 100_000, seed: int = 0,
           out="runs/default", env_kwargs: dict | None = None, resume: bool = False,
           progress_bar: bool = True, hyperparameters: dict | None = None, verbose: int = 0,
-          imitate: str | None = None, imitation_steps: int = 20_000) -> Path:
+          imitate: str | None = None, imitation_steps: int = 20_000, torch_threads: int | None = None) -> Path:
     if algo not in ALGOS:
         raise field_error(XnetError, "--algo", algo, f"allowed: {', '.join(ALGOS)}")
     if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 0:
@@ -226,13 +266,15 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
             raise field_error(XnetError, "--imitate", imitate, "warm-starts a new run; not with --resume")
     elif timesteps == 0:
         raise field_error(XnetError, "--timesteps", timesteps, "must be > 0 without --imitate")
-    refine = env_id.endswith("ExpertRefine-v0")
+    caps = capabilities(env_id)
+    refine = caps.refinement
     if refine and algo != "maskable_ppo":
         raise field_error(XnetError, "--algo", algo, f"{env_id} trains with maskable_ppo (its masks rule out "
                           "most of its actions)")
-    if imitate is not None and (imitate == "greedy") != refine:
-        allowed = "greedy (its episodes already start from the closed form)" if refine else "analytic"
-        raise field_error(XnetError, "--imitate", imitate, f"on {env_id}, allowed: {allowed}")
+    if imitate is not None and imitate not in caps.imitation_experts:
+        why = " (its episodes already start from the closed form)" if refine else ""
+        raise field_error(XnetError, "--imitate", imitate,
+                          f"on {env_id}, allowed: {', '.join(caps.imitation_experts)}{why}")
     out = Path(out)
     check_output_folder(out)
     created = not out.exists()
@@ -247,6 +289,8 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
         kwargs["train_time_steps"] = min(DEFAULT_TRAIN_TIME_STEPS, load_scenario(scenario).evaluation.time_steps)
 
     gym.make(env_id, **kwargs).close()   # bad env kwargs fail here, before any worker starts
+    from .threads import set_torch_threads
+    set_torch_threads(torch_threads)
     if resume:
         check_resume_config(out, env_id, algo, kwargs)
     try:
@@ -261,14 +305,13 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
 def _train(env_id, algo, timesteps, seed, out: Path, kwargs, resume, progress_bar, hp, verbose,
            imitate=None, imitation_steps=0) -> Path:
     venv = make_train_env(env_id, kwargs, algo, hp["n_envs"], seed, hp["vec"])
-    if algo == "maskable_ppo":
-        from sb3_contrib import MaskablePPO as cls
-        policy = CandidateMaskablePolicy
-    else:
-        from stable_baselines3 import PPO as cls
-        policy = CandidatePolicy
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3 import PPO
+
+    cls: Any = MaskablePPO if algo == "maskable_ppo" else PPO
+    policy: type = CandidateMaskablePolicy if algo == "maskable_ppo" else CandidatePolicy
     policy_kwargs: dict = {"features_extractor_kwargs": {"hidden": hp["hidden"], "encoder": hp["encoder"]}}
-    if env_id.endswith("ExpertRefine-v0"):
+    if capabilities(env_id).refinement:
         # Moves and swaps of experts, not candidates for one expert: an expert-pair policy.
         from .refine_policy import RefineMaskablePolicy
         policy = RefineMaskablePolicy
@@ -298,8 +341,13 @@ def _train(env_id, algo, timesteps, seed, out: Path, kwargs, resume, progress_ba
     if start is None:
         (out / "training_curve.csv").unlink(missing_ok=True)     # a fresh run starts a fresh curve
     curve = TrainingCurve(out / "training_curve.csv")
-    every = max(timesteps // 5 // hp["n_envs"], 1)
-    callbacks = CallbackList([curve, AtomicCheckpoint(every, checkpoints)])
+    every = max(timesteps // (hp["n_steps"] * hp["n_envs"]) // 5, 1)          # about five per run, in rollouts
+    callbacks_list: list = [curve, AtomicCheckpoint(every, checkpoints)]
+    if progress_bar and not sys.stdout.isatty():
+        # No terminal to draw a bar on: lines instead, about every 5 % of the run.
+        callbacks_list.append(ProgressLines(timesteps, max(timesteps // 20, 1)))
+        progress_bar = False
+    callbacks = CallbackList(callbacks_list)
     t0 = time.perf_counter()
     steps_before = int(model.num_timesteps) if start is not None else 0
     interrupted = False

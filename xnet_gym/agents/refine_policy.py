@@ -29,16 +29,16 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from .policy import TakeLogits
+from .policy import size, take_logits_head
 
 
 class RefineExtractor(BaseFeaturesExtractor):
     """Dict observation -> [all action logits (A), pooled experts (H), pooled candidates (H)]."""
 
     def __init__(self, observation_space: spaces.Dict, hidden: int = 64, heads: int = 4):
-        E = observation_space["expert_probability"].shape[0]
-        C = observation_space["candidate_cost"].shape[0]
-        A = observation_space["action_mask"].shape[0]
+        E = size(observation_space["expert_probability"])
+        C = size(observation_space["candidate_cost"])
+        A = size(observation_space["action_mask"])
         self.with_gain = "action_gain" in observation_space.spaces
         extra = 2 if self.with_gain else 0
         super().__init__(observation_space, features_dim=A + 2 * hidden + extra)
@@ -76,7 +76,7 @@ class RefineExtractor(BaseFeaturesExtractor):
         move = th.einsum("beh,bch->bec", self.query(h_e), self.key(h_c)) * scale
         s = self.swap(h_e)
         pair = th.einsum("bxh,byh->bxy", s, s) * scale
-        swap = pair[:, self.swap_x, self.swap_y]
+        swap = pair[:, self.get_buffer("swap_x"), self.get_buffer("swap_y")]
         pooled_e, pooled_c = h_e.mean(dim=1), h_c.mean(dim=1)
         logits = th.cat([move.reshape(B, E * C), swap, self.stop(pooled_e)], dim=-1)
         if not self.with_gain:
@@ -103,5 +103,4 @@ class RefineMaskablePolicy(MaskableActorCriticPolicy):
 
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)
-        self.action_net = TakeLogits(self.action_space.n)
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        take_logits_head(self, lr_schedule)

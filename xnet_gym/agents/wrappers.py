@@ -14,7 +14,8 @@ import numpy as np
 class CheapestFreeAction(gym.Wrapper):
     def __init__(self, env: gym.Env):
         super().__init__(env)
-        self._order = None
+        self._order: np.ndarray = np.zeros(0, dtype=np.int64)
+        self._n_free = 0
 
     def _reorder(self, obs: dict) -> dict:
         mask = obs["action_mask"] > 0

@@ -19,7 +19,9 @@ import torch as th
 
 from xnet_gym.errors import XnetError, field_error
 
-EXPERTS = ("analytic", "greedy")
+from .settings import IMITATION_EXPERTS
+
+EXPERTS = IMITATION_EXPERTS
 
 
 def collect_demonstrations(venv, steps: int, expert: str = "analytic") -> dict:

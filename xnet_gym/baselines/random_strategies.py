@@ -34,6 +34,9 @@ class _Random:
         pools = [self._pool(instance, layer, g[layer]) for layer in range(instance.n_layers)]
         return Placement(g, _random_experts(pools, instance.n_experts, instance.capacity, rng))
 
+    def _gateways(self, instance: Instance, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError            # each strategy draws its gateways its own way
+
     def _pool(self, instance, layer, gateway):
         return instance.layout.candidates(layer, gateway)
 

@@ -39,8 +39,11 @@ from pathlib import Path
 import numpy as np
 
 from xnet_gym.atomic import atomic_write_text
+from xnet_gym.envs.episode import EpisodeConfig
 from xnet_gym.errors import XnetError, field_error
-from xnet_gym.scenario import load_scenario
+from xnet_gym.scenario import OBJECTIVES, load_scenario
+
+from .settings import ALGOS, ENCODERS
 
 ENV_ID = "xnet_gym/ExpertPlacement-v0"
 # Scenario overrides a grid entry may carry, and their types.
@@ -76,10 +79,11 @@ class Trial:
                 f"{'-' + self.imitate if self.imitate else ''}-seed{self.seed}")
 
     def env_kwargs(self, training: bool) -> dict:
-        kwargs = {"scenario": self.scenario, "objective": self.objective, **parse_overrides(self.overrides)}
+        """The trial's episode settings (`EpisodeConfig`, checked), as env keywords."""
+        settings = {"scenario": self.scenario, "objective": self.objective, **parse_overrides(self.overrides)}
         if not training:
-            kwargs.pop("train_time_steps", None)          # held-out evaluation uses every time step
-        return kwargs
+            settings.pop("train_time_steps", None)        # held-out evaluation uses every time step
+        return EpisodeConfig(**settings).given()
 
 
 def parse_overrides(text: str) -> dict:
@@ -97,11 +101,62 @@ def parse_overrides(text: str) -> dict:
 
 
 def split_scenario(entry: str) -> tuple[str, str]:
-    """`name[:key=value,...]` -> (name, canonical overrides), both checked."""
+    """`name[:key=value,...]` -> (name, canonical overrides), both checked before Ray starts:
+    the overrides by building the env a trial would train on (a bad value fails here, not 40 s
+    into a trial)."""
+    import gymnasium as gym
+
     name, _, overrides = entry.partition(":")
-    load_scenario(name)                                  # a bad name or file fails here, before Ray starts
+    load_scenario(name)
     parsed = parse_overrides(overrides)
+    if parsed:
+        try:
+            gym.make(ENV_ID, scenario=name, **parsed).close()
+        except XnetError as exc:
+            raise field_error(XnetError, "--scenarios", entry, f"{exc}") from None
     return name, ",".join(f"{k}={v}" for k, v in parsed.items())
+
+
+OUTPUT_FILES = ("sweep.json", "trials.csv", "summary.csv", "summary.md", "summary.png")
+
+
+def check_sweep_out(out) -> Path:
+    """The sweep folder and every file it will hold, checked before Ray starts."""
+    from xnet_gym.atomic import output_path_problem
+
+    out = Path(out)
+    problem = output_path_problem(out, "folder")
+    for name in OUTPUT_FILES:
+        if problem is None and (out / name).is_dir():
+            problem = f"{out / name} is a folder where the file {name} goes"
+    for name in ("trials", "tune"):
+        if problem is None and (out / name).exists() and not (out / name).is_dir():
+            problem = f"{out / name} is a file where a folder goes"
+    if problem is not None:
+        raise field_error(XnetError, "--out", str(out), problem)
+    return out
+
+
+ADDRESS = re.compile(r"^(?:ray://)?(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
+
+
+def check_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """`--address`: `auto`, or HOST:PORT (ray://HOST:PORT for Ray Client) of a head that
+    answers. Ray itself waits minutes on an address where nothing listens; a TCP connection
+    tried here answers within `timeout_s`."""
+    import socket
+
+    if address is None or address == "auto":
+        return
+    m = ADDRESS.match(address)
+    if m is None or not 0 < int(m["port"]) < 65536:
+        raise field_error(XnetError, "--address", address, "allowed: auto, HOST:PORT (e.g. 10.0.0.5:6379) or "
+                          "ray://HOST:PORT")
+    try:
+        socket.create_connection((m["host"].strip("[]"), int(m["port"])), timeout=timeout_s).close()
+    except OSError as exc:
+        raise field_error(XnetError, "--address", address, f"no Ray head answers there ({exc.strerror or exc}); "
+                          "start one with `ray start --head`, or omit --address for an embedded Ray") from None
 
 
 def grid(scenarios, objectives, seeds, algos=("maskable_ppo",), encoders=("mlp",), timesteps=(100_000,),
@@ -112,15 +167,11 @@ def grid(scenarios, objectives, seeds, algos=("maskable_ppo",), encoders=("mlp",
                          ("--algos", algos), ("--encoders", encoders), ("--timesteps", timesteps)):
         if not values:
             raise field_error(XnetError, flag, list(values), "needs at least one value")
-    for obj in objectives:
-        if obj not in ("max", "weighted"):
-            raise field_error(XnetError, "--objectives", obj, "allowed: max, weighted")
-    for algo in algos:
-        if algo not in ("maskable_ppo", "ppo"):
-            raise field_error(XnetError, "--algos", algo, "allowed: maskable_ppo, ppo")
-    for encoder in encoders:
-        if encoder not in ("mlp", "attention"):
-            raise field_error(XnetError, "--encoders", encoder, "allowed: mlp, attention")
+    for flag, values, allowed in (("--objectives", objectives, OBJECTIVES), ("--algos", algos, ALGOS),
+                                  ("--encoders", encoders, ENCODERS)):
+        for value in values:
+            if value not in allowed:
+                raise field_error(XnetError, flag, value, f"allowed: {', '.join(allowed)}")
     from .train import check_vec
     for algo in algos:
         check_vec(vec, ENV_ID, algo)
@@ -217,13 +268,21 @@ def sweep(trials: list[Trial], out, *, address: str | None = None, resume: bool 
     elif plan.exists():
         raise field_error(XnetError, "--out", str(out), "already holds a sweep; add --resume to continue it, or "
                           "choose a new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(plan, json.dumps(planned, indent=2) + "\n")
+    check_address(address)
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=verbose > 0,
-                 configure_logging=verbose > 0, logging_level="INFO" if verbose else "ERROR")
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=verbose > 0,
+                     configure_logging=verbose > 0, logging_level="INFO" if verbose else "ERROR")
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise field_error(XnetError, "--address", address, f"Ray could not start or join there ({exc})") from None
     try:
+        cpus = float(ray.cluster_resources().get("CPU", 0.0))
+        if cpus_per_trial > cpus:
+            raise field_error(XnetError, "--cpus-per-trial", cpus_per_trial,
+                              f"no trial could ever start: the Ray cluster has {cpus:g} CPUs")
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(plan, json.dumps(planned, indent=2) + "\n")
         trainable = tune.with_resources(_trainable, {"cpu": cpus_per_trial})
         if resume:
             tuner = tune.Tuner.restore(str(tune_dir / "sweep"), trainable=trainable, resume_unfinished=True,
@@ -239,17 +298,25 @@ def sweep(trials: list[Trial], out, *, address: str | None = None, resume: bool 
     finally:
         if started_here:
             ray.shutdown()
-    errors = [r.error for r in results if r.error is not None]
+    errors = [results[i].error for i in range(len(results)) if results[i].error is not None]
     rows = []
     for t in trials:
         file = out / "trials" / t.name / "evaluation.json"
         if file.is_file():
             rows.append({**asdict(t), "trial": t.name, **json.loads(file.read_text())})
-    write_outputs(rows, out)
+    write_outputs(rows, out, planned=len(trials))
+    if len(rows) < len(trials) and not errors:
+        # Tune catches Ctrl-C itself and returns what finished: the grid is not done.
+        raise SweepInterrupted(f"{len(trials) - len(rows)} of {len(trials)} trials did not finish")
     if errors:
         raise XnetError(f"{len(errors)} of {len(trials)} trials failed (first: {errors[0]}); the others are in "
                         f"{out / 'trials.csv'}; rerun with --resume to retry them")
     return rows
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Some trials of the grid never finished (Ctrl-C, a stopped cluster); the outputs written
+    are labelled partial."""
 
 
 def read_trials_csv(path) -> list[dict]:
@@ -290,13 +357,16 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     atomic_write(path, write)
 
 
-def write_outputs(rows: list[dict], out: Path) -> None:
+def write_outputs(rows: list[dict], out: Path, planned: int | None = None) -> None:
     if not rows:
         return
     _write_csv(out / "trials.csv", rows)
     summary = summarise(rows)
     _write_csv(out / "summary.csv", summary)
-    atomic_write_text(out / "summary.md", summary_markdown(summary) + "\n")
+    partial = "" if planned is None or len(rows) >= planned else (
+        f"**Partial: {len(rows)} of {planned} trials finished** (the sweep was interrupted; `--resume` "
+        "runs the rest).\n\n")
+    atomic_write_text(out / "summary.md", partial + summary_markdown(summary) + "\n")
     if importlib.util.find_spec("matplotlib") is not None:
         plot_summary(rows, summary, out / "summary.png")
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 
+from xnet_gym.envs.capabilities import capabilities_of
 from xnet_gym.errors import XnetError, field_error
 
-ALGOS = ("maskable_ppo", "ppo")
+from .settings import ALGOS
 
 
 class AnalyticPlayer:
@@ -30,7 +33,7 @@ class GreedyPlayer:
     name = "greedy"
 
     def start(self, env):
-        if not hasattr(env.unwrapped, "greedy_action"):
+        if not capabilities_of(env).greedy:
             raise field_error(XnetError, "--policy", "greedy", "plays xnet_gym/ExpertRefine-v0 (steepest descent "
                               f"over its moves and swaps), not {env.spec.id if env.spec else type(env.unwrapped)}")
 
@@ -62,7 +65,11 @@ def _run_config(model_path: Path) -> dict:
 
 
 def load_model(path, algo: str | None = None):
-    """Load a model the user named. SB3 zips hold pickles: only load files you trust."""
+    """Load a model the user named (and set torch's threads, `agents.threads`). SB3 zips hold
+    pickles: only load files you trust."""
+    from .threads import set_torch_threads
+
+    set_torch_threads()
     path = Path(path)
     if not path.is_file():
         raise field_error(XnetError, "--policy", str(path), "no such model file (a .zip saved by xnet-gym train)")
@@ -70,12 +77,16 @@ def load_model(path, algo: str | None = None):
     algo = algo or config.get("algo", "maskable_ppo")
     if algo not in ALGOS:
         raise field_error(XnetError, "algo", algo, f"allowed: {', '.join(ALGOS)}")
-    if algo == "maskable_ppo":
-        from sb3_contrib import MaskablePPO as cls
-    else:
-        from stable_baselines3 import PPO as cls
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3 import PPO
+
+    cls: Any = MaskablePPO if algo == "maskable_ppo" else PPO
+    # The zip names its policy class by module path; models saved before the agents moved into
+    # xnet_gym (`agents.policy...`) load through the class their config names.
+    classes = _policy_classes()
+    custom = {"policy_class": classes[config["policy"]]} if config.get("policy") in classes else {}
     try:
-        model = cls.load(path, device="cpu")
+        model = cls.load(path, device="cpu", custom_objects=custom)
     except Exception as exc:   # a zip of another algorithm or a corrupt file
         raise field_error(XnetError, "--policy", str(path), f"could not be loaded as {algo} ({exc})") from None
     return model, algo, config
@@ -114,6 +125,13 @@ def fit_to_spaces(model, observation_space, action_space, label: str) -> None:
     model.policy, model.observation_space, model.action_space = new, observation_space, action_space
 
 
+def _policy_classes() -> dict:
+    from .policy import CandidateMaskablePolicy, CandidatePolicy
+    from .refine_policy import RefineMaskablePolicy
+
+    return {c.__name__: c for c in (CandidateMaskablePolicy, CandidatePolicy, RefineMaskablePolicy)}
+
+
 class LearnedPlayer:
     def __init__(self, path, algo: str | None = None, name: str = "learned"):
         self.model, self.algo, self.config = load_model(path, algo)
@@ -126,7 +144,8 @@ class LearnedPlayer:
         same_keys = isinstance(have, type(want)) and set(getattr(want, "spaces", {})) == set(
             getattr(have, "spaces", {}))
         same = same_keys and all(want[k].shape == have[k].shape for k in want.spaces)
-        if same_keys and not same and type(env.action_space) is type(self.model.action_space):
+        both_discrete = all(isinstance(s, spaces.Discrete) for s in (env.action_space, self.model.action_space))
+        if same_keys and not same and both_discrete:
             fit_to_spaces(self.model, have, env.action_space, self.config.get("env", "model"))
             return
         if not same or self.model.action_space != env.action_space:

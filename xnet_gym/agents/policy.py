@@ -18,6 +18,14 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from .settings import ENCODERS
+
+
+def size(space: spaces.Space) -> int:
+    """The length of a 1-D Box of the observation (its shape is always set for a Box)."""
+    assert space.shape is not None
+    return int(space.shape[0])
+
 
 def candidate_keys(observation_space: spaces.Dict) -> list[str]:
     """The per-candidate entries, by the observation builder's naming rule (`candidate_*`
@@ -29,16 +37,16 @@ class CandidateExtractor(BaseFeaturesExtractor):
     """Dict observation -> [per-candidate logits (C), pooled context (2H)]."""
 
     def __init__(self, observation_space: spaces.Dict, hidden: int = 64, encoder: str = "mlp", heads: int = 4):
-        C = observation_space["action_mask"].shape[0]
-        n_expert = observation_space["expert"].shape[0]
+        C = size(observation_space["action_mask"])
+        n_expert = size(observation_space["expert"])
         super().__init__(observation_space, features_dim=C + 2 * hidden)
         self.n_candidates = C
         self.candidate_keys = candidate_keys(observation_space)
         self.encoder = nn.Sequential(nn.Linear(len(self.candidate_keys) + n_expert, hidden), nn.ReLU(),
                                      nn.Linear(hidden, hidden), nn.ReLU())
         self.scorer = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        if encoder not in ("mlp", "attention"):
-            raise ValueError(f"encoder = {encoder!r}: allowed: mlp, attention")
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder = {encoder!r}: allowed: {', '.join(ENCODERS)}")
         self.attention = (nn.TransformerEncoderLayer(hidden, heads, 2 * hidden, dropout=0.0, batch_first=True)
                           if encoder == "attention" else None)
 
@@ -73,18 +81,28 @@ def _candidate_defaults(kwargs: dict) -> dict:
     return kwargs
 
 
-class _CandidateHead:
+def take_logits_head(policy: ActorCriticPolicy | MaskableActorCriticPolicy, lr_schedule) -> None:
+    """After SB3 builds the policy: the action head reads the extractor's logits as they are
+    (a pointer head), and the optimiser is rebuilt over the parameters that remain."""
+    assert isinstance(policy.action_space, spaces.Discrete)
+    policy.action_net = TakeLogits(int(policy.action_space.n))
+    policy.optimizer = policy.optimizer_class(policy.parameters(), lr=lr_schedule(1),  # type: ignore[call-arg]
+                                              **policy.optimizer_kwargs)
+
+
+class CandidateMaskablePolicy(MaskableActorCriticPolicy):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **_candidate_defaults(kwargs))
+
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)
-        self.action_net = TakeLogits(self.action_space.n)
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        take_logits_head(self, lr_schedule)
 
 
-class CandidateMaskablePolicy(_CandidateHead, MaskableActorCriticPolicy):
+class CandidatePolicy(ActorCriticPolicy):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **_candidate_defaults(kwargs))
 
-
-class CandidatePolicy(_CandidateHead, ActorCriticPolicy):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **_candidate_defaults(kwargs))
+    def _build(self, lr_schedule) -> None:
+        super()._build(lr_schedule)
+        take_logits_head(self, lr_schedule)
