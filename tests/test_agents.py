@@ -113,8 +113,13 @@ def test_cheapest_free_wrapper_action_zero_is_the_closed_form(scenario):
 def test_bad_agent_input(tiny_run, tmp_path, capsys):
     with pytest.raises(XnetError, match=r"--policy = '.*missing.zip': no such model file"):
         make_player(str(tmp_path / "missing.zip"))
+    # Another shape of the same env: the pointer policy is rebuilt with the same weights.
+    row = evaluate_player(make_player(str(tiny_run / "model.zip")), EXPERT, {"scenario": "paper"}, 1, 0)
+    assert row["episodes"] == 1 and row["geomean_ratio_to_analytic"] >= 1.0 - 1e-9
+    # Another env (other observation keys) cannot be played.
     with pytest.raises(XnetError, match=r"trained on another env or observation shape"):
-        evaluate_player(make_player(str(tiny_run / "model.zip")), EXPERT, {"scenario": "paper"}, 1, 0)
+        evaluate_player(make_player(str(tiny_run / "model.zip")), "xnet_gym/ExpertRefine-v0", {"scenario": "tiny"},
+                        1, 0)
     with pytest.raises(XnetError, match=r"--algo = 'dqn': allowed: maskable_ppo, ppo"):
         train(EXPERT, "tiny", "dqn", 10, out=tmp_path)
     with pytest.raises(XnetError, match=r"--timesteps = 0: must be > 0 without --imitate"):

@@ -33,6 +33,7 @@ def test_resume_takes_the_newest_intact_save_and_extends_the_curve(tmp_path):
     first = curve_rows(out)
     assert first and max(first) <= 256
     # A newer, truncated checkpoint (a kill mid-save before saves were atomic) is skipped...
+    (out / "checkpoints").mkdir(exist_ok=True)     # one rollout of 256 steps: no checkpoint of its own
     newest = out / "checkpoints" / "model_9999_steps.zip"
     newest.write_bytes((out / "model.zip").read_bytes()[:100])
     time.sleep(0.01)

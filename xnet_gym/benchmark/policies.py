@@ -20,7 +20,7 @@ a command-line spec (`parse_policy`):
   a `kind` attribute on the function overrides "user";
 - a path to an SB3 `.zip` saved by `xnet-gym train`: played through the env it was trained
   on (its `config.json` says which, and whether it observes the gains), rebuilt for the
-  track's shapes when its network allows it (`agents.players`). SB3 zips hold pickles: load
+  track's shapes when its network allows it (`xnet_gym.agents.players`). SB3 zips hold pickles: load
   only files you trust.
 """
 
@@ -251,7 +251,7 @@ def model_policy(path: str, name: str | None = None) -> ActionPolicy:
     from ..agents.players import needs_cheapest_free_wrapper
     from ..agents.wrappers import CheapestFreeAction
 
-    player = LearnedPlayer(path)          # sets torch's threads (agents.threads: one unless told otherwise)
+    player = LearnedPlayer(path)          # sets torch's threads (xnet_gym.agents.threads: one unless told otherwise)
     env_id = player.config.get("env", TRACK_ENVS[0])
     if env_id not in TRACK_ENVS:
         raise field_error(BenchmarkError, "--policy", path, f"was trained on {env_id}; the benchmark plays "

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ScenarioError, check_choice, check_int, field_error
+from ..scenario import OBJECTIVES, ROUTES
 
 SUITE_FILE = Path(__file__).with_name("suite.toml")
 SUITE_VERSION = 1
@@ -146,10 +147,10 @@ def _track(table, index: int, folder: Path, names: set) -> Track:
                               f"no such file (paths are relative to the suite file's folder, {folder})")
         scenario = str(path)
     objective = table.get("objective", "max")
-    check_choice(BenchmarkError, f"{where}: objective", objective, ("max", "weighted"))
+    check_choice(BenchmarkError, f"{where}: objective", objective, OBJECTIVES)
     route = table.get("route")
     if route is not None:
-        check_choice(BenchmarkError, f"{where}: route", route, ("forward", "return"))
+        check_choice(BenchmarkError, f"{where}: route", route, ROUTES)
     tokens = table.get("tokens")
     time_steps = table.get("time_steps")
     digest = table.get("instances_sha256")
