@@ -241,6 +241,61 @@ def _trainable(config: dict) -> None:
     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(Path(config["out"]) / "trials" / trial.name)))
 
 
+# A watchdog for the embedded Ray: Ray's node manager starts agents (DashboardAgent,
+# RuntimeEnvAgent) that outlive a driver killed with SIGKILL, which no handler can catch. This
+# small process, started before Ray, remembers every descendant of the driver and kills the
+# ones still alive once the driver is gone (it is reparented then). Linux only (/proc).
+REAPER = r"""
+import os, signal, sys, time
+driver = int(sys.argv[1])
+
+def table():
+    out = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                out[int(name)] = (int(fields[1]), fields[19])      # ppid, start time
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+known = {}
+while os.getppid() == driver:
+    procs = table()
+    frontier, seen = [driver], set()
+    while frontier:
+        pid = frontier.pop()
+        for child, (ppid, start) in procs.items():
+            if ppid == pid and child not in seen and child != os.getpid():
+                seen.add(child)
+                known[child] = start
+                frontier.append(child)
+    time.sleep(0.5)
+time.sleep(1.0)                      # let Ray's own fate sharing act first
+for pid, (_, start) in table().items():
+    if known.get(pid) == start:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+"""
+
+
+def start_reaper():
+    """The watchdog above, for an embedded Ray started by this process (None off Linux)."""
+    import os
+    import subprocess
+    import sys
+
+    if not os.path.isdir("/proc/self"):
+        return None
+    # A session of its own: a Ctrl-C to the terminal's process group leaves it to do its job.
+    return subprocess.Popen([sys.executable, "-c", REAPER, str(os.getpid())], start_new_session=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def require_ray():
     if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.tune") is None:
         raise XnetError(f"xnet-gym sweep needs Ray Tune, which is not installed: {INSTALL}")
@@ -270,11 +325,14 @@ def sweep(trials: list[Trial], out, *, address: str | None = None, resume: bool 
                           "choose a new folder")
     check_address(address)
     started_here = not ray.is_initialized()
+    reaper = start_reaper() if started_here and address is None else None
     if started_here:
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=verbose > 0,
                      configure_logging=verbose > 0, logging_level="INFO" if verbose else "ERROR")
         except (ConnectionError, ValueError, RuntimeError) as exc:
+            if reaper is not None:
+                reaper.terminate()
             raise field_error(XnetError, "--address", address, f"Ray could not start or join there ({exc})") from None
     try:
         cpus = float(ray.cluster_resources().get("CPU", 0.0))
@@ -298,6 +356,8 @@ def sweep(trials: list[Trial], out, *, address: str | None = None, resume: bool 
     finally:
         if started_here:
             ray.shutdown()
+        if reaper is not None:
+            reaper.terminate()
     errors = [results[i].error for i in range(len(results)) if results[i].error is not None]
     rows = []
     for t in trials:
