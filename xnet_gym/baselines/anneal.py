@@ -28,7 +28,7 @@ from xnet_gym.instance import Instance
 from xnet_gym.moves import LayerMoves
 from xnet_gym.placement import Placement
 
-from .layer_subset import check_layers, layers_to_search
+from .layer_subset import check_layers, check_start, layers_to_search
 from .local_search import climb
 
 
@@ -51,9 +51,7 @@ class Anneal:
         if not 0.0 <= swap_share <= 1.0:
             raise field_error(ScenarioError, "swap_share", swap_share, "must be in [0, 1]")
         self.swap_share = float(swap_share)
-        if start is not None and not isinstance(start, Placement):
-            raise field_error(ScenarioError, "start", type(start).__name__, "must be an xnet_gym Placement or None")
-        self.start = start
+        self.start = check_start(start)
         self.layers = check_layers(layers)
         self.last_info: dict = {}
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import time
 
 from xnet_gym.analytic import analytic_placement
-from xnet_gym.errors import ScenarioError, check_positive, field_error
+from xnet_gym.errors import ScenarioError, check_positive
 from xnet_gym.instance import Instance
 from xnet_gym.moves import LayerMoves
 from xnet_gym.placement import Placement
 
-from .layer_subset import check_layers, layers_to_search
+from .layer_subset import check_layers, check_start, layers_to_search
 
 
 class LocalSearch:
@@ -29,9 +29,7 @@ class LocalSearch:
     def __init__(self, time_budget_s: float = 30.0, start: Placement | None = None, layers=None):
         self.time_budget_s = check_positive(ScenarioError, "time_budget_s", time_budget_s)
         self.layers = check_layers(layers)
-        if start is not None and not isinstance(start, Placement):
-            raise field_error(ScenarioError, "start", type(start).__name__, "must be an xnet_gym Placement or None")
-        self.start = start
+        self.start = check_start(start)
         self.last_info: dict = {}
 
     def solve(self, instance: Instance) -> Placement:

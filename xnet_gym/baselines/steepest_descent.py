@@ -14,12 +14,12 @@ from __future__ import annotations
 import numpy as np
 
 from xnet_gym.analytic import analytic_placement
-from xnet_gym.errors import ScenarioError, check_int, field_error
+from xnet_gym.errors import ScenarioError, check_int
 from xnet_gym.instance import Instance
 from xnet_gym.moves import LayerMoves
 from xnet_gym.placement import Placement
 
-from .layer_subset import check_layers, layers_to_search
+from .layer_subset import check_layers, check_start, layers_to_search
 
 IMPROVES = 1e-12     # the env's rule: a change counts when it saves more than this share
 
@@ -30,9 +30,7 @@ class SteepestDescent:
 
     def __init__(self, max_steps: int | None = None, start: Placement | None = None, layers=None):
         self.max_steps = None if max_steps is None else check_int(ScenarioError, "max_steps", max_steps, 0)
-        if start is not None and not isinstance(start, Placement):
-            raise field_error(ScenarioError, "start", type(start).__name__, "must be an xnet_gym Placement or None")
-        self.start = start
+        self.start = check_start(start)
         self.layers = check_layers(layers)
         self.last_info: dict = {}
 
