@@ -151,8 +151,10 @@ def test_quick_refuses_a_full_track(suite):
 def test_unknown_policy_and_budget_are_named():
     with pytest.raises(BenchmarkError, match="--policy = 'magic': allowed: analytic, a solver name"):
         parse_policy("magic")
-    with pytest.raises(BenchmarkError, match="steepest-descent takes no time budget"):
+    with pytest.raises(BenchmarkError, match=r"steepest-descent budget = 1\.0: this solver takes no time budget"):
         parse_policy("steepest-descent@1s")
+    with pytest.raises(BenchmarkError, match=r"local-search iterations = 5: this solver takes no iteration budget"):
+        parse_policy("local-search@5it")
     with pytest.raises(BenchmarkError, match="no callable named 'nothing'"):
         parse_policy(f"{EXAMPLE}:nothing")
     with pytest.raises(BenchmarkError, match=r"no such file: missing\.py"):

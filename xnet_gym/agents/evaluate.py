@@ -44,7 +44,7 @@ class EpisodeSolverPlayer(SolverPlayer):
         name, budget_s, seed = self.spec
         problem = env.unwrapped.problem
         layer = int(problem.batch.layers[problem.first]) if problem.scope == "stage" else None
-        return _solver_for_episode(name, budget_s, layer, seed)
+        return baselines.for_layer(name, layer, seed, budget_s)
 
     def start(self, env):
         self.solver = self.solver_for(env)
@@ -70,23 +70,6 @@ def make_player(spec: str, seed: int = 0, name: str | None = None, budget_s: flo
                       "or a .zip path")
 
 
-def _solver_for_episode(name: str, budget_s: float | None, layer: int | None, seed: int):
-    """A solver configured for one held-out episode: its budget, and only the episode's layer
-    when it can search a subset (local search, anneal, optimum)."""
-    import inspect
-
-    params = inspect.signature(type(baselines.get(name))).parameters
-    kw: dict = {}
-    if "seed" in params:
-        kw["seed"] = seed
-    budget = getattr(type(baselines.get(name)), "budget_parameter", None)
-    if budget and budget_s is not None:
-        kw[budget] = budget_s
-    if layer is not None and "layers" in params:
-        kw["layers"] = [layer]
-    return baselines.get(name, **kw)
-
-
 def best_known_latencies(env_id: str, env_kwargs: dict, episodes: int, seed: int, solver: str,
                          budget_s: float | None) -> tuple[np.ndarray, float]:
     """The solver's latency on each held-out instance (the same instances every policy sees),
@@ -97,7 +80,7 @@ def best_known_latencies(env_id: str, env_kwargs: dict, episodes: int, seed: int
         env.reset(seed=s)
         problem = env.unwrapped.problem  # type: ignore[attr-defined]
         layer = int(problem.batch.layers[problem.first]) if problem.scope == "stage" else None
-        placement = _solver_for_episode(solver, budget_s, layer, seed).solve(problem.instance)
+        placement = baselines.for_layer(solver, layer, seed, budget_s).solve(problem.instance)
         latencies.append(score_on_episode(env, placement)[0])
     env.close()
     return np.asarray(latencies), (time.perf_counter() - t0) / episodes

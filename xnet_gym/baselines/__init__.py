@@ -51,6 +51,32 @@ def get(name: str, **params):
     return cls(**params)
 
 
+def for_layer(name: str, layer: int | None = None, seed: int = 0, budget_s: float | None = None,
+              iterations: int | None = None):
+    """A solver set up for one episode: only `layer` searched where the solver can search a
+    subset, `seed` where it is randomised, and its time budget (`budget_s`, through its
+    `budget_parameter`) or iteration budget where given. The one place evaluation and the
+    benchmark configure a solver."""
+    cls = type(get(name))
+    params = inspect.signature(cls).parameters
+    kw: dict = {}
+    if "seed" in params:
+        kw["seed"] = seed
+    budget = getattr(cls, "budget_parameter", None)
+    if budget_s is not None:
+        if not budget:
+            raise field_error(ScenarioError, f"{cls.name} budget", budget_s, "this solver takes no time budget")
+        kw[budget] = budget_s
+    if iterations is not None:
+        if "iterations" not in params:
+            raise field_error(ScenarioError, f"{cls.name} iterations", iterations,
+                              "this solver takes no iteration budget")
+        kw["iterations"] = iterations
+    if layer is not None and "layers" in params:
+        kw["layers"] = [layer]
+    return get(name, **kw)
+
+
 __all__ = [
     "EPLB",
     "PAPER_STRATEGIES",
@@ -64,6 +90,7 @@ __all__ = [
     "RandPlace",
     "SpaceXNet",
     "SteepestDescent",
+    "for_layer",
     "get",
     "paper_strategies",
     "register",

@@ -160,16 +160,17 @@ def _solver_policy(spec: str) -> PlacementPolicy:
     if name.lower() not in by_lower:
         raise field_error(BenchmarkError, "--policy", spec, _ALLOWED)
     cls = baselines.SOLVERS[by_lower[name.lower()]]
-    params = inspect.signature(cls).parameters
-    fixed: dict = {}
+    seconds, iterations = None, None
     if budget is not None:
         value, unit = budget
-        key = "iterations" if unit == "it" else getattr(cls, "budget_parameter", None)
-        if key not in params or not value > 0 or (unit == "it" and value != int(value)):
+        if not value > 0 or (unit == "it" and value != int(value)):
             raise field_error(BenchmarkError, "--policy", spec,
-                              f"{cls.name} takes no {'iteration' if unit == 'it' else 'time'} budget"
-                              if key not in params else "a budget must be a positive number (iterations: whole)")
-        fixed[key] = int(value) if unit == "it" else value
+                              "a budget must be a positive number (iterations: whole)")
+        seconds, iterations = (None, int(value)) if unit == "it" else (value, None)
+    try:                                   # checks the budget against the solver, before any work
+        baselines.for_layer(cls.name, budget_s=seconds, iterations=iterations)
+    except XnetError as exc:
+        raise field_error(BenchmarkError, "--policy", spec, str(exc)) from None
     kind = "closed-form" if getattr(cls, "reference", False) else (
         "baseline" if getattr(cls, "paper_strategy", False) else "search")
     label = cls.name + (f"@{budget[0]:g}{budget[1]}" if budget else "")
@@ -177,12 +178,7 @@ def _solver_policy(spec: str) -> PlacementPolicy:
     def place(instance, layer):
         # A fresh solver per instance: only the scored layer is searched, and a randomised
         # solver starts from seed 0 on every instance (order-free, reproducible).
-        kw = dict(fixed)
-        if "layers" in params:
-            kw["layers"] = [layer]
-        if "seed" in params:
-            kw["seed"] = 0
-        return cls(**kw).solve(instance)
+        return baselines.for_layer(cls.name, layer, 0, seconds, iterations).solve(instance)
 
     return PlacementPolicy(label, kind, place)
 
