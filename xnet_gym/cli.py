@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -177,13 +176,8 @@ def _placement_of(policy: str, inst, layer: int, seed: int):
         _require_rl("show placement --policy PATH.zip")
         from .agents.players import play_on_instance
         return play_on_instance(policy, inst, layer)
-    name = "RandIntra-CG" if policy == "random" else policy
-    solver = baselines.get(name)
-    params = inspect.signature(type(solver)).parameters
-    kw: dict = {"seed": seed} if "seed" in params else {}
-    if "layers" in params:                     # search only the layer that is drawn
-        kw["layers"] = [layer]
-    return baselines.get(name, **kw).solve(inst)
+    # Search only the layer that is drawn.
+    return baselines.for_layer("RandIntra-CG" if policy == "random" else policy, layer, seed).solve(inst)
 
 
 def cmd_show_placement(args) -> int:
