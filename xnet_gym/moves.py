@@ -23,9 +23,9 @@ from .latency import (
     max_total_s,
     stage_total_s,
     worst_and_slowest_per_set,
-    worst_per_set_replaced_s,
     worst_per_set_s,
 )
+from .set_values import replaced_values
 
 
 class LayerMoves:
@@ -66,6 +66,10 @@ class LayerMoves:
         self._start = np.searchsorted(flat[by_expert], np.arange(self.n_experts + 1))
         self._worst: np.ndarray | None = None
         self._who: np.ndarray | None = None
+        # The neighbourhood's per-set values (m, k, C), kept between steps: a change makes
+        # only the sets holding a moved expert stale, and only those are scored again.
+        self._replaced: np.ndarray | None = None
+        self._stale: list[np.ndarray] = []
         self._slow: np.ndarray = np.zeros(self.n_experts)
         if objective == "max":
             self._worst, pos = worst_and_slowest_per_set(self._legs[:, a], self._t[a], a, self._sets, self.capacity)
@@ -165,6 +169,7 @@ class LayerMoves:
                                       weights=np.concatenate([w, -w]), minlength=self.n_experts)
             self._who[idx] = who
             self._worst[idx] = worst
+            self._stale.append(idx)
         self.total_s = self._total(a, self._worst)
         return self.total_s
 
@@ -195,7 +200,7 @@ class LayerMoves:
         a = self._a
         if self._worst is None:
             return self._weighted_neighbourhood_s()
-        per_set = worst_per_set_replaced_s(self._legs, self._t, a, self._sets, self.capacity)     # (m, k, C)
+        per_set = self._replaced_now()                                              # (m, k, C)
         gain = (per_set - self._worst[:, None, None]) * self._counts[:, None, None]
         norm = max_normaliser(self._counts, self.n_t)
         # Each expert's sets: sum its rows of the (set, member) table (CSR by expert).
@@ -216,6 +221,22 @@ class LayerMoves:
         move_s[~self.movable()] = self.total_s
         swap_s[a[:, None] == a[None, :]] = self.total_s
         return move_s, swap_s
+
+    def _replaced_now(self) -> np.ndarray:
+        """`latency.worst_per_set_replaced_s` of the current assignment (the same bits),
+        rescoring only the sets that changes made stale since it was last read."""
+        if self._replaced is None:
+            m, k = self._sets.shape
+            self._replaced = np.empty((m, k, self._legs.shape[1]))
+            self._legs_t = np.ascontiguousarray(self._legs.T)
+            stale = np.arange(m)
+        elif self._stale:
+            stale = np.unique(np.concatenate(self._stale))
+        else:
+            return self._replaced
+        self._stale = []
+        replaced_values(self._legs_t, self._t, self._a, self._sets, self.capacity, stale, self._replaced)
+        return self._replaced
 
     def movable(self) -> np.ndarray:
         """(E, C) the feasible moves (`can_move` of every pair): a free seat on another real
