@@ -124,8 +124,8 @@ class CandidateIsFree(Feature):
     key = "candidate_is_free"
     meaning = "1 where no expert sits on the candidate yet"
 
-    def value(self, progress, li, e):
-        return (progress.occupancy[li] == 0).astype(np.float32)
+    def value(self, state):
+        return (state.occupancy[state.srow] == 0).astype(np.float32)
 
 
 def test_one_new_feature_reaches_space_observation_and_policy():

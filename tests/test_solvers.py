@@ -98,3 +98,18 @@ def test_bad_solver_input(tiny):
         Optimum(time_limit_s=0)
     with pytest.raises(ScenarioError, match=r"brute force size"):
         BruteForce(max_placements=10).solve(tiny)
+
+
+def test_steepest_descent_in_lockstep_lands_where_each_run_alone_does():
+    """`solve_many` (instances descending together, scored on worker threads) gives each
+    instance the placement of its own `solve`, bit for bit, and the descent beats brute force's
+    start without beating brute force."""
+    from xnet_gym.baselines.steepest_descent import SteepestDescent
+
+    instances = [tiny_variant(seed=s, capacity=c) for s in range(4) for c in (1, 2)]
+    alone = [SteepestDescent().solve(inst) for inst in instances]
+    together = SteepestDescent().solve_many(instances, threads=2)
+    for one, many, inst in zip(alone, together, instances):
+        np.testing.assert_array_equal(one.experts, many.experts)
+        best = evaluate(inst, BruteForce().solve(inst)).latency_s
+        assert best <= evaluate(inst, many).latency_s <= evaluate(inst, analytic_placement(inst)).latency_s

@@ -25,7 +25,7 @@ from .latency import (
     worst_and_slowest_per_set,
     worst_per_set_s,
 )
-from .set_values import replaced_values
+from .set_values import neighbourhood_deltas, replaced_values
 
 
 class LayerMoves:
@@ -45,6 +45,7 @@ class LayerMoves:
         self._p = np.asarray(probabilities, dtype=np.float64)
         self.top_k, self.objective, self.capacity = int(top_k), objective, int(capacity)
         self.n_t, C = self._legs.shape
+        self.n_columns = C                  # the candidate axis of the neighbourhood's (E, C) moves
         self.n_candidates = C if n_candidates is None else int(n_candidates)
         self.n_experts = len(self._p)
         self.candidates = np.arange(C)      # satellite ids, where known (`for_layer`)
@@ -62,6 +63,7 @@ class LayerMoves:
         # Sets holding each expert (CSR): a move rescores only these.
         flat = self._sets.ravel()
         self._by_expert = by_expert = np.argsort(flat, kind="stable")
+        self._set_member_by_expert = by_expert.astype(np.int64)
         self._set_of = by_expert // self._sets.shape[1]
         self._start = np.searchsorted(flat[by_expert], np.arange(self.n_experts + 1))
         self._worst: np.ndarray | None = None
@@ -196,26 +198,13 @@ class LayerMoves:
         `move_latency_s` / `swap_latency_s` up to summation order (1e-12 relative; the set
         values themselves are the evaluator's bits), at the cost of about one full
         evaluation per candidate instead of one per action."""
-        E, C = self.n_experts, self._legs.shape[1]
+        E = self.n_experts
         a = self._a
         if self._worst is None:
             return self._weighted_neighbourhood_s()
-        per_set = self._replaced_now()                                              # (m, k, C)
-        gain = (per_set - self._worst[:, None, None]) * self._counts[:, None, None]
         norm = max_normaliser(self._counts, self.n_t)
-        # Each expert's sets: sum its rows of the (set, member) table (CSR by expert).
-        by_expert = gain.reshape(-1, C)[self._by_expert]
-        delta = np.zeros((E, C))
-        has = self._start[1:] > self._start[:-1]
-        delta[has] = np.add.reduceat(by_expert, self._start[:-1][has], axis=0)
-        # A swap is two moves, less the sets that hold both experts (those keep their value).
-        k = self._sets.shape[1]
-        pair = gain[np.arange(len(self._sets))[:, None, None], np.arange(k)[None, :, None],
-                    a[self._sets][:, None, :]]                                      # (m, i, j): i onto j's seat
-        both = np.bincount((self._sets[:, :, None] * E + self._sets[:, None, :]).ravel(), weights=pair.ravel(),
-                           minlength=E * E).reshape(E, E)
-        onto = delta[:, a]                                                          # (x, y): x onto y's seat
-        swap_delta = onto + onto.T - both - both.T
+        delta, swap_delta = neighbourhood_deltas(self._replaced_now(), self._worst, self._counts, self._sets, a,
+                                                 self._set_member_by_expert, self._start, E)
         move_s = self.total_s + delta / norm
         swap_s = self.total_s + swap_delta / norm
         move_s[~self.movable()] = self.total_s

@@ -16,17 +16,17 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
+_kernel = numba.njit(nogil=True, cache=True, error_model="numpy")
 
 
-@numba.njit(**_JIT)
+@_kernel
 def pairwise_sum(a: np.ndarray, lo: int, n: int) -> float:
     """Sum of a[lo:lo+n] in NumPy's order for a contiguous float64 reduction (its
     `pairwise_sum`: 8 accumulators, halves above 128 elements), so the bits are NumPy's."""
     return _pairwise(a, lo, n)
 
 
-@numba.njit(**_JIT)
+@_kernel
 def _block(a, lo, n):
     """NumPy's pairwise_sum of at most 128 elements."""
     if n < 8:
@@ -54,7 +54,7 @@ def _block(a, lo, n):
     return res
 
 
-@numba.njit(**_JIT)
+@_kernel
 def _pairwise(a, lo, n):
     """Above 128 elements NumPy sums the two halves (cut at a multiple of 8) and adds them.
     Walked on an explicit stack: numba's on-disk cache does not keep recursive functions."""
@@ -94,7 +94,7 @@ def _pairwise(a, lo, n):
             right[top] = value
 
 
-@numba.njit(**_JIT)
+@_kernel
 def _replaced_rows(legs_t, time_s, a, sets, capacity, set_ids, out, scratch):
     """out[s, i, c] for s in set_ids (see `replaced_values`); scratch (3, n_t) float64."""
     C, n_t = legs_t.shape
@@ -103,7 +103,7 @@ def _replaced_rows(legs_t, time_s, a, sets, capacity, set_ids, out, scratch):
     buf = scratch[1]
     cand = np.empty(k, dtype=np.int64)
     same = np.empty(k, dtype=np.int64)
-    multi = np.empty(k, dtype=np.int64)
+    cost = np.empty((k, n_t))
     for s in set_ids:
         for j in range(k):
             cand[j] = a[sets[s, j]]
@@ -114,7 +114,8 @@ def _replaced_rows(legs_t, time_s, a, sets, capacity, set_ids, out, scratch):
                     c += 1
             same[j] = c
         for i in range(k):
-            # The slowest of the others once member i has left (its seat-mates compute faster).
+            # The others' costs once member i has left (its seat-mates compute faster), and
+            # the slowest of them.
             for t in range(n_t):
                 slowest[t] = -np.inf
             for j in range(k):
@@ -125,6 +126,7 @@ def _replaced_rows(legs_t, time_s, a, sets, capacity, set_ids, out, scratch):
                 extra = m * time_s[cj]
                 for t in range(n_t):
                     v = legs_t[cj, t] + extra
+                    cost[j, t] = v
                     if v > slowest[t]:
                         slowest[t] = v
             for c in range(C):
@@ -133,27 +135,23 @@ def _replaced_rows(legs_t, time_s, a, sets, capacity, set_ids, out, scratch):
                     v = legs_t[c, t] + own
                     buf[t] = v if v > slowest[t] else slowest[t]
                 out[s, i, c] = pairwise_sum(buf, 0, n_t)
-            # Candidates a member is on: member i joins them, every multiplicity recounted.
+            # Candidates another member is on: member i joins them, and everyone there
+            # computes back to back (the others keep their costs).
             for jj in range(k):
                 c = cand[jj]
+                n_on = 1
                 for l in range(k):
-                    multi[l] = c if l == i else cand[l]
+                    if l != i and cand[l] == c:
+                        n_on += 1
+                extra = time_s[c] * n_on if capacity > 1 else time_s[c]
                 for t in range(n_t):
-                    buf[t] = -np.inf
-                for l in range(k):
-                    cl = multi[l]
-                    if capacity > 1:
-                        m = 0
-                        for q in range(k):
-                            if multi[q] == cl:
-                                m += 1
-                        extra = time_s[cl] * m
-                    else:
-                        extra = time_s[cl]
+                    buf[t] = legs_t[c, t] + extra
+                for j in range(k):
+                    if j == i or cand[j] == c:
+                        continue
                     for t in range(n_t):
-                        v = legs_t[cl, t] + extra
-                        if v > buf[t]:
-                            buf[t] = v
+                        if cost[j, t] > buf[t]:
+                            buf[t] = cost[j, t]
                 out[s, i, c] = pairwise_sum(buf, 0, n_t)
 
 
@@ -165,3 +163,119 @@ def replaced_values(legs_t: np.ndarray, time_s: np.ndarray, assignment: np.ndarr
     expert's compute; assignment (E,) candidate of each expert; sets (m, k)."""
     scratch = np.empty((3, legs_t.shape[1]))
     _replaced_rows(legs_t, time_s, assignment, sets, int(capacity), set_ids, out, scratch)
+
+
+@_kernel
+def _block_rows(rows, lo, n, out):
+    """`_block` down the rows of a (n, C) table, every column at once."""
+    C = rows.shape[1]
+    if n < 8:
+        for c in range(C):
+            out[c] = 0.0
+        for i in range(n):
+            for c in range(C):
+                out[c] += rows[lo + i, c]
+        return
+    acc = np.empty((8, C))
+    for j in range(8):
+        for c in range(C):
+            acc[j, c] = rows[lo + j, c]
+    i = 8
+    while i < n - (n % 8):
+        for j in range(8):
+            for c in range(C):
+                acc[j, c] += rows[lo + i + j, c]
+        i += 8
+    for c in range(C):
+        low = (acc[0, c] + acc[1, c]) + (acc[2, c] + acc[3, c])
+        out[c] = low + ((acc[4, c] + acc[5, c]) + (acc[6, c] + acc[7, c]))
+    while i < n:
+        for c in range(C):
+            out[c] += rows[lo + i, c]
+        i += 1
+
+
+@_kernel
+def _pairwise_rows(rows, lo, n, out, left, right):
+    """`_pairwise` down the rows of a table, every column at once (the halving tree walked
+    on an explicit stack, as there)."""
+    if n <= 128:
+        _block_rows(rows, lo, n, out)
+        return
+    los = np.empty(64, dtype=np.int64)
+    ns = np.empty(64, dtype=np.int64)
+    stage = np.zeros(64, dtype=np.int64)
+    value = np.empty(rows.shape[1])
+    los[0], ns[0], stage[0] = lo, n, 0
+    top = 0
+    while True:
+        n_top = ns[top]
+        half = n_top // 2
+        half -= half % 8
+        if n_top <= 128:
+            _block_rows(rows, los[top], n_top, value)
+        elif stage[top] == 0:
+            stage[top] = 1
+            top += 1
+            los[top], ns[top], stage[top] = los[top - 1], half, 0
+            continue
+        elif stage[top] == 1:
+            stage[top] = 2
+            top += 1
+            los[top], ns[top], stage[top] = los[top - 1] + half, n_top - half, 0
+            continue
+        else:
+            value[:] = left[top] + right[top]
+        if top == 0:
+            out[:] = value
+            return
+        top -= 1
+        if stage[top] == 1:
+            left[top] = value
+        else:
+            right[top] = value
+
+
+@_kernel
+def neighbourhood_deltas(replaced, worst, counts, sets, assignment, by_expert, start, n_experts):
+    """Token-weighted change of the time-summed set values for every move and swap, from
+    the per-set values `replaced` (m, k, C) of `replaced_values`: (E, C) for expert e onto
+    candidate c (the sum over its sets, in `by_expert` order: the sets holding each expert,
+    CSR `start`; summed as `numpy.add.reduceat` sums), and (E, E) for swapping x and y (two
+    moves, less the sets that hold both). The same IEEE operations, in the same order, as
+    the NumPy reduction it replaced (in `LayerMoves.neighbourhood_latency_s`): the same bits."""
+    m, k, C = replaced.shape
+    E = n_experts
+    delta = np.zeros((E, C))
+    # NumPy's reduceat over rows: the first row, plus the others summed pairwise, column by
+    # column; here with whole rows at a time (contiguous), the same additions.
+    rows = np.empty((max(by_expert.shape[0], 1), C))
+    left = np.empty((64, C))
+    right = np.empty((64, C))
+    rest = np.empty(C)
+    for e in range(E):
+        lo, hi = start[e], start[e + 1]
+        if hi == lo:
+            continue
+        for r in range(lo, hi):
+            si = by_expert[r]
+            s = si // k
+            i = si % k
+            w, n = worst[s], counts[s]
+            for c in range(C):
+                rows[r - lo, c] = (replaced[s, i, c] - w) * n
+        _pairwise_rows(rows, 1, hi - lo - 1, rest, left, right)
+        for c in range(C):
+            delta[e, c] = rows[0, c] + rest[c]
+    both = np.zeros((E, E))
+    for s in range(m):
+        w, n = worst[s], counts[s]
+        for i in range(k):
+            x = sets[s, i]
+            for j in range(k):
+                both[x, sets[s, j]] += (replaced[s, i, assignment[sets[s, j]]] - w) * n
+    swap = np.empty((E, E))
+    for x in range(E):
+        for y in range(E):
+            swap[x, y] = ((delta[x, assignment[y]] + delta[y, assignment[x]]) - both[x, y]) - both[y, x]
+    return delta, swap

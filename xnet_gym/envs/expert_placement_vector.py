@@ -17,13 +17,13 @@ from ..instance import MEMORY_LIMIT_BYTES
 from ..placement import Placement
 from . import scoring
 from .action_space import MaskableDiscrete
+from .core import AssignmentCore
 from .episode import EpisodeConfig, episode_config
 from .generator import PlacementGenerator
 from .layout import DictLayout, make_layout
 from .observation import ObservationBuilder
 from .problem import LayerRows, Problem
-from .reward import _PER_GRID, INVALID_ACTION_PENALTY, REWARDS
-from .vector_observation import BatchObservation, BatchState
+from .reward import REWARDS
 
 AUTORESET_MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP,
                    AutoresetMode.NEXT_STEP.value: AutoresetMode.NEXT_STEP,
@@ -58,7 +58,9 @@ class ExpertPlacementVectorEnv(VectorEnv):
 
     `num_envs` episodes of `xnet_gym/ExpertPlacement-v0` (see that env for the problem, the
     observation features and the reward), stepped together: every step places one expert in
-    each sub-env with one set of vectorised NumPy calls, with no Python loop over sub-envs. A
+    each sub-env with one set of vectorised NumPy calls, with no Python loop over sub-envs.
+    It is the single env's own core (`xnet_gym.envs.core.AssignmentCore`) at N = num_envs:
+    the same features, reward and fall-back, written once. A
     reset draws all N episodes in one vectorised call of the same generator the single env
     uses, from the same distribution: with `PlacementGenerator(block_size=N)` the single
     env's k-th block of N episodes is this env's k-th batch, for the same seed.
@@ -82,8 +84,9 @@ class ExpertPlacementVectorEnv(VectorEnv):
 
     The single env's observation, batched (`gymnasium.vector.utils.batch_space`): a `Dict`
     of float32 arrays with a leading axis N, in the layout chosen by `obs_layout`. Row i is
-    what the single env shows on sub-env i's episode, bit for bit, except
-    `candidate_marginal`, a float32 weighted sum whose summation order differs (within 1e-6):
+    what the single env shows on sub-env i's episode, bit for bit (the same code computes
+    both; `candidate_marginal`, a float32 matrix product, may round differently in the
+    last bit with the batch size):
 
 {observation_table}
 
@@ -133,8 +136,8 @@ class ExpertPlacementVectorEnv(VectorEnv):
     The single env's arguments and episode settings, with these differences: `num_envs` is
     at most 2^20 and bounded by memory (an error says how many fit); `layer_strategy` is `"central"` only
     (drawn gateways need shortest paths per episode: use `vectorization_mode="sync"`);
-    `generator` is a `PlacementGenerator` (it needs `draw_rows`); `observation` an
-    `ObservationBuilder` of the built-in features (each has a batched twin); no `reward_fn`
+    `generator` is a `PlacementGenerator` (it needs `draw_rows`); `observation` any
+    `ObservationBuilder` (features are batched by construction); no `reward_fn`
     and no rendering. Observations are fresh arrays every step (no `copy` argument needed).
 
     ## Version History
@@ -157,7 +160,7 @@ class ExpertPlacementVectorEnv(VectorEnv):
         self.autoreset_mode = AUTORESET_MODES[autoreset_mode]
         self.metadata = {"autoreset_mode": self.autoreset_mode, "render_modes": []}
         self.render_mode = None
-        self._sparse = check_choice(ScenarioError, "reward", reward, tuple(REWARDS)) == "sparse"
+        reward_fn = REWARDS[check_choice(ScenarioError, "reward", reward, tuple(REWARDS))]()
         if generator is None:
             generator = PlacementGenerator(self.episode.scenario, scope="stage", **self.episode.generator_kwargs())
         if not isinstance(generator, PlacementGenerator) or generator.scope != "stage":
@@ -175,8 +178,8 @@ class ExpertPlacementVectorEnv(VectorEnv):
         if max_episode_steps is not None:
             max_episode_steps = check_int(ScenarioError, "max_episode_steps", max_episode_steps, 1)
         self._max_steps = max_episode_steps
-        builder = observation or ObservationBuilder()
-        self._features = BatchObservation(builder)
+        builder = self._builder = observation or ObservationBuilder()
+        self._core = AssignmentCore(spec, builder, reward_fn)
         self.obs_layout = make_layout(obs_layout)
         self.single_observation_space = self.obs_layout.space(builder.space(spec))
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
@@ -195,11 +198,11 @@ class ExpertPlacementVectorEnv(VectorEnv):
         self.final_ratio = np.full(self.num_envs, np.nan)
 
     # ------------------------------------------------------------------------ episodes
-    def _draw(self, rng: np.random.Generator, layer: int | None) -> tuple[LayerRows, list]:
+    def _draw(self, rng: np.random.Generator, layer: int | None) -> tuple[LayerRows, tuple]:
         rows = self.generator.draw_rows(rng, self.num_envs, layer)
-        return rows, self._features.tables(rows, self.spec_)
+        return rows, self._builder.tables(rows, self.spec_)
 
-    def _next_batch(self, layer: int | None) -> tuple[LayerRows, list]:
+    def _next_batch(self, layer: int | None) -> tuple[LayerRows, tuple]:
         """The next batch from `np_random`: the prefetched one, or drawn now. With `prefetch`,
         the batch after it is then drawn on a worker thread while this one steps (NumPy
         releases the GIL, so the draw runs on the second core). Batches come from the one
@@ -222,34 +225,21 @@ class ExpertPlacementVectorEnv(VectorEnv):
         return batch
 
     def _start(self, layer: int | None = None) -> None:
-        N, C = self.num_envs, self._C
         rows, tables = self._next_batch(layer)
         self._rows = rows
         self._reference_s = rows.stage_reference_s
-        self._order = np.ascontiguousarray(rows.order)
-        self._share = rows.probabilities / self.spec_.top_k
-        self._cost_s = rows.cost_s
-        self._cand_index = np.full((N, self._E), -1, dtype=np.int64)
-        self._count = np.zeros((N, C), dtype=np.int64)
-        self._mask = np.arange(C)[None, :] < rows.n_candidates[:, None]
-        self._shaped = np.zeros(N)
-        self._invalid = np.zeros(N, dtype=np.int64)
-        state = self._state = BatchState(N, C, self._E)
-        state.mask_f[:] = self._mask
-        state.expert = self._order[:, 0]
-        self._features.start(tables, self.spec_)
-        self._j = 0
+        self._core.start(rows, self._ar, 1, tables, rows.stage_reference_s)
         self._needs_reset = False
 
     def _observation(self) -> dict[str, np.ndarray]:
-        obs = self._features.observe(self._state)
+        obs = self._core.observe()
         return obs if isinstance(self.obs_layout, DictLayout) else self.obs_layout(obs)
 
     def _info(self, invalid: np.ndarray, latency_s: np.ndarray, ratio: np.ndarray) -> dict[str, Any]:
         N, rows = self.num_envs, self._rows
         assert rows is not None
-        values = {"layer": rows.layers.copy(), "step_in_layer": np.full(N, self._j, dtype=np.int64),
-                  "invalid_action": invalid, "invalid_actions": self._invalid.copy(), "latency_s": latency_s,
+        values = {"layer": rows.layers.copy(), "step_in_layer": np.full(N, self._core.state.step, dtype=np.int64),
+                  "invalid_action": invalid, "invalid_actions": self._core.invalid.copy(), "latency_s": latency_s,
                   "analytic_latency_s": self._reference_s.copy(), "ratio_to_analytic": ratio}
         info: dict[str, Any] = {}
         for key in INFO_KEYS:
@@ -286,51 +276,25 @@ class ExpertPlacementVectorEnv(VectorEnv):
             self._start()
             return self._observation(), np.zeros(N), np.zeros(N, dtype=bool), np.zeros(N, dtype=bool), \
                 self._reset_info()
-        a = check_actions(actions, N, self._C)
-        ar, state, mask = self._ar, self._state, self._mask
-        e = state.expert
-        invalid = ~mask[ar, a]
-        if invalid.any():
-            cheapest = np.argmin(np.where(mask, self._cost_s, np.inf), axis=1)
-            a = np.where(invalid, cheapest, a)
-            self._invalid += invalid
-        self._cand_index[ar, e] = a
-        count = self._count[ar, a] + 1
-        self._count[ar, a] = count
-        state.occupancy[ar, a] = count / self._capacity
-        full = count >= self._capacity
-        mask[ar, a] &= ~full
-        self._features.place(ar, e, a)
-        if self._sparse:
-            shaped = np.zeros(N)
-        else:
-            # The single env's DenseReward, elementwise: the same IEEE operations, the same bits.
-            credit = -(self._share[ar, e] * self._cost_s[ar, a]) / self._reference_s
-            shaped = np.round(credit * _PER_GRID) / _PER_GRID
-        self._shaped += shaped
-        reward = shaped - np.where(invalid, INVALID_ACTION_PENALTY, 0.0)
-        self._j += 1
-        state.step = self._j
-        terminated = self._j == self._E
-        truncated = not terminated and self._max_steps is not None and self._j >= self._max_steps
-        if not terminated:
-            state.mask_f[ar, a] = np.where(full, 0.0, state.mask_f[ar, a])   # the last step keeps its mask
-            state.expert = self._order[:, self._j]
-        zeros = np.zeros(N)
+        core = self._core
+        reward, invalid = core.step(check_actions(actions, N, self._C))
+        terminated = core.done
+        truncated = not terminated and self._max_steps is not None and core.state.step >= self._max_steps
         if terminated:
-            latency_s = scoring.stage_latency_of_index(self._rows, self._cand_index, self.spec_)
+            latency_s = scoring.stage_latency_of_index(self._rows, core.candidate_index, self.spec_)
             ratio = latency_s / self._reference_s
-            reward = reward + (-latency_s / self._reference_s - self._shaped)
+            reward = reward + core.finish(latency_s)
             self.final_latency_s, self.final_ratio = latency_s, ratio
             info = self._info(invalid, latency_s, ratio)
         else:
+            zeros = np.zeros(N)
             info = self._info(invalid, zeros, zeros.copy())
         obs = self._observation()
         done = terminated or truncated
         term = np.full(N, terminated)
         trunc = np.full(N, truncated)
         if terminated:                           # a truncated batch has experts still unplaced
-            self._final_satellites = np.take_along_axis(self._rows.candidates, self._cand_index, axis=1)
+            self._final_satellites = core.satellites()
             self._final_rows = self._rows
         if done:
             if self.autoreset_mode == AutoresetMode.SAME_STEP:
@@ -368,22 +332,19 @@ class ExpertPlacementVectorEnv(VectorEnv):
         """(N, C) bool: candidates with a free seat, per sub-env."""
         if self._rows is None:
             raise ActionError("action_masks() before reset(): call reset() first")
-        return self._mask.copy()
+        return self._core.mask.copy()
 
     def analytic_actions(self) -> np.ndarray:
         """(N,) the closed form's candidate for each sub-env's current expert (the cheapest free
         candidate where the agent has taken that seat)."""
         if self._rows is None or self._needs_reset:
             raise ActionError("analytic_actions() needs episodes in progress: call reset() or step()")
-        ar, e = self._ar, self._state.expert
-        idx = self._rows.analytic_index[ar, e]
-        cheapest = np.argmin(np.where(self._mask, self._cost_s, np.inf), axis=1)
-        return np.where(self._mask[ar, idx], idx, cheapest)
+        return self._core.analytic_actions()
 
     @property
     def assignment(self) -> np.ndarray:
         """(N, E) candidate index of each expert in each sub-env, -1 where not yet placed."""
-        view = self._cand_index.view()
+        view = self._core.candidate_index.view()
         view.flags.writeable = False
         return view
 

@@ -1,9 +1,10 @@
 """The observation: one list of features, and the builder that owns it.
 
 Each `Feature` declares its key, shape, range and meaning (the env docstrings' observation
-table is generated from these), the per-row tables it derives from a batch of `LayerRows`
-(computed once per generator block, in vectorised calls), its per-episode state, how a
-placement updates that state, and its value at a step. The observation space, the
+table is generated from these), the per-row tables it derives from a block of `LayerRows`
+(computed once per generator block, in vectorised calls), its state, how a placement
+updates that state, and its value at a step. Every feature is written once, for N episodes
+stepped in lockstep (`core.AssignmentCore`): the single env is N = 1, the batched env N. The observation space, the
 observation dict, the policy's per-candidate inputs and the documentation all come from the
 builder's list, so adding a feature is one new class here and one entry in
 `DEFAULT_FEATURES`. Per-candidate features (shape (C,)) are named `candidate_*`: policies
@@ -14,28 +15,39 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 from gymnasium import spaces
 
 from ..activation import coactivation_from_sets, set_indicator
 from ..errors import ScenarioError
-from .problem import LayerRows, Problem, ProblemSpec
+from .problem import LayerRows, ProblemSpec
 
 
-class Progress:
-    """The env's assignment state that features read (owned and updated by the env)."""
-    __slots__ = ("layer_index", "mask_f", "n_steps", "occupancy", "step")
+class AssignmentState:
+    """What features read: the assignment state of N episodes stepped in lockstep (owned and
+    updated by `core.AssignmentCore`). Episode i's rows are rows `row0[i] + li` of the block
+    of `LayerRows` it was drawn from; its per-row state lives at `i * n_rows + li`."""
+    __slots__ = ("expert", "layer_index", "mask_f", "n_envs", "n_rows", "n_steps", "occupancy", "row", "row0",
+                 "srow", "step")
 
-    def __init__(self, n_rows: int, n_candidates: int, n_steps: int):
+    def __init__(self, row0: np.ndarray, n_rows: int, n_candidates: int, n_steps: int):
+        N = len(row0)
+        self.n_envs, self.n_rows = N, n_rows
+        self.row0 = row0
         self.layer_index = 0
-        self.step = 0                                               # steps taken in the episode
+        self.row = row0.copy()                                      # (N,) the block row being placed
+        self.srow = np.arange(N) * n_rows                           # (N,) its state row
+        self.step = 0                                               # steps taken in the episodes
         self.n_steps = n_steps
-        self.occupancy = np.zeros((n_rows, n_candidates), dtype=np.float32)   # experts / capacity
-        self.mask_f = np.zeros(n_candidates, dtype=np.float32)
+        self.expert = np.zeros(N, dtype=np.int64)                   # (N,) the expert the next action places
+        self.occupancy = np.zeros((N * n_rows, n_candidates), dtype=np.float32)   # experts / capacity
+        self.mask_f = np.zeros((N, n_candidates), dtype=np.float32)               # the current row's mask
 
 
 class Feature:
-    """One observation entry. Subclasses set the class attributes and override what they use."""
+    """One observation entry, for N episodes at once. Subclasses set the class attributes and
+    override what they use; every array has the episodes on its leading axis."""
     key: str = ""
     per_candidate: bool = True        # shape (C,); otherwise `size`
     size: int = 0
@@ -49,28 +61,29 @@ class Feature:
         return (spec.n_candidates_max,) if self.per_candidate else (self.size,)
 
     def tables(self, rows: LayerRows, spec: ProblemSpec) -> Any:
-        """Per-row tables for a batch of rows (leading axis B); None if the feature has none."""
+        """Per-row tables for a block of rows (leading axis B); None if the feature has none.
+        Pure: the batched env prepares the next block on another thread while one steps."""
         return None
 
-    def start(self, tables: Any, first: int, problem: Problem) -> None:
-        """A new episode whose row `li` is row `first + li` of `tables`. Keep what `value`
-        reads in plain attributes: `value` runs on every step."""
+    def start(self, tables: Any, state: AssignmentState, spec: ProblemSpec) -> None:
+        """New episodes over the block these tables were made from. Keep what `value` reads
+        in plain attributes: `value` runs on every step."""
 
-    place: Any = None                 # optional: place(li, expert, candidate) after each step
+    place: Any = None                 # optional: place(state, e, a), arrays (N,), after each step
 
-    def value(self, progress: Progress, li: int, e: int) -> np.ndarray:
+    def value(self, state: AssignmentState) -> np.ndarray:
+        """A fresh (N, ...) float32 array: the feature for each episode's current expert."""
         raise NotImplementedError
 
 
 class RowFeature(Feature):
-    """A feature that is a fixed per-candidate table row: `tables` returns {key: (B, C)}.
-    """
+    """A fixed per-candidate table row: `tables` returns (B, C) float32."""
 
-    def start(self, tables, first, problem):
-        self._table, self._first = tables[self.key], first
+    def start(self, tables, state, spec):
+        self._table = tables
 
-    def value(self, progress, li, e):
-        return self._table[self._first + li].copy()
+    def value(self, state):
+        return self._table[state.row]
 
 
 def normalised_cost(rows: LayerRows) -> np.ndarray:
@@ -101,22 +114,26 @@ class ExpertFeature(Feature):
                "(steps taken / episode length), layer / (L-1)")
 
     def tables(self, rows, spec):
-        # Lists: read as Python floats on every step, cheaper than NumPy scalar indexing.
-        return {"probabilities": rows.probabilities.tolist(), "rank": popularity_rank(rows).tolist(),
-                "layer_fraction": layer_fraction(rows, spec).tolist()}
+        return (rows.probabilities.astype(np.float32), popularity_rank(rows),
+                layer_fraction(rows, spec).astype(np.float32))
 
-    def start(self, tables, first, problem):
-        self._p, self._rank, self._layer_fraction = tables["probabilities"], tables["rank"], tables["layer_fraction"]
-        self._first = first
-        self._x = np.empty(4, dtype=np.float32)
+    def start(self, tables, state, spec):
+        self._p, self._rank, self._layer_fraction = tables
 
-    def value(self, progress, li, e):
-        row, x = self._first + li, self._x
-        x[0] = self._p[row][e]
-        x[1] = self._rank[row][e]
-        x[2] = progress.step / progress.n_steps
-        x[3] = self._layer_fraction[row]
-        return x.copy()
+    def value(self, state):
+        return _expert_value(self._p, self._rank, self._layer_fraction, state.row, state.expert,
+                             state.step / state.n_steps)
+
+
+@numba.njit(nogil=True, cache=True)
+def _expert_value(p, rank, layer_fraction, row, expert, progress):
+    x = np.empty((len(row), 4), dtype=np.float32)
+    for i in range(len(row)):
+        x[i, 0] = p[row[i], expert[i]]
+        x[i, 1] = rank[row[i], expert[i]]
+        x[i, 2] = progress
+        x[i, 3] = layer_fraction[row[i]]
+    return x
 
 
 class CandidateCost(RowFeature):
@@ -124,7 +141,7 @@ class CandidateCost(RowFeature):
     meaning = "expected stage cost (both legs + compute), min-max normalised in the layer (pad: 1)"
 
     def tables(self, rows, spec):
-        return {self.key: normalised_cost(rows)}
+        return normalised_cost(rows)
 
 
 class CandidateSeatRank(RowFeature):
@@ -139,7 +156,7 @@ class CandidateSeatRank(RowFeature):
         by_cost = np.lexsort((rows.candidates, rows.cost_s), axis=-1)
         out = np.empty(rows.cost_s.shape, dtype=np.float32)
         np.put_along_axis(out, by_cost, seats[None], axis=1)
-        return {self.key: out}
+        return out
 
 
 class CandidateMarginal(Feature):
@@ -148,36 +165,89 @@ class CandidateMarginal(Feature):
                "the current expert, normalised like `candidate_cost`")
 
     def tables(self, rows, spec):
-        """A sparse (CSR) map from (row b, expert e), flattened as b * E + e, to the active sets
-        that contain e and P(set | e active): a step touches only the current expert's sets (a
-        few of thousands on real traces), not all of them. Zero-count sets are left out: an
-        expert with no tokens gets no entries, and its marginal is its own cost."""
+        """For row b and expert e (flattened b * E + e), the `M` (max over the block) counted
+        sets holding e and P(set | e active), padded with a dummy set `m` of weight 0 that no
+        placement raises: a step touches only the current expert's sets (a few of thousands
+        on real traces). An expert with no tokens has no sets: its marginal is its own cost."""
         E = spec.n_experts
-        offsets, j, weight = expert_set_map(rows, E)
-        # A list: indexing it is several times faster than a NumPy scalar index, per step.
-        return {"cost": normalised_cost(rows), "offsets": offsets.tolist(), "set_index": j,
-                "weight": weight, "n_sets": rows.counts.shape[1], "E": E}
+        B, m = rows.counts.shape
+        offsets, j, csr_weight = expert_set_map(rows, E)
+        per = np.diff(offsets)
+        M = max(int(per.max()), 1)
+        row = np.repeat(np.arange(B * E), per)
+        position = np.arange(len(row)) - offsets[row]
+        index = np.full((B * E, M), m, dtype=np.int64)
+        weight = np.zeros((B * E, M), dtype=np.float32)
+        index[row, position] = j
+        weight[row, position] = csr_weight
+        return index, weight, per > 0, normalised_cost(rows), m + 1
 
-    def start(self, tables, first, problem):
-        self._cost, self._offsets = tables["cost"], tables["offsets"]
-        self._set_index, self._weight, self._E = tables["set_index"], tables["weight"], tables["E"]
-        self._first = first
-        self._set_max = np.zeros((problem.n_rows, tables["n_sets"]), dtype=np.float32)
+    def start(self, tables, state, spec):
+        self._index, self._weight, self._has_sets, self._cost, n_sets = tables
+        self._E = spec.n_experts
+        self._set_max = np.zeros((state.n_envs * state.n_rows, n_sets), dtype=np.float32)
 
-    def place(self, li, e, a):
-        at = (self._first + li) * self._E + e
-        sets = self._set_index[self._offsets[at]: self._offsets[at + 1]]
-        sm = self._set_max[li]
-        sm[sets] = np.maximum(sm[sets], self._cost[self._first + li, a])
+    def place(self, state, e, a):
+        _raise_sets(self._index, self._cost, self._set_max, state.row, state.srow, e, a, self._E)
 
-    def value(self, progress, li, e):
-        cn = self._cost[self._first + li]
-        at = (self._first + li) * self._E + e
-        lo, hi = self._offsets[at], self._offsets[at + 1]
-        if lo == hi:                                # no token activates e
-            return cn.copy()
-        marginal = np.maximum(cn[:, None], self._set_max[li][self._set_index[lo:hi]]) @ self._weight[lo:hi]
-        return np.minimum(marginal, 1.0, out=marginal)   # float32 weights sum to 1 only within rounding
+    def value(self, state):
+        return _marginal(self._index, self._weight, self._has_sets, self._cost, self._set_max, state.row,
+                         state.srow, state.expert, self._E)
+
+
+@numba.njit(nogil=True, cache=True)
+def _raise_sets(index, cost, set_max, row, srow, expert, candidate, E):
+    """Each episode's placed expert raises its sets' slowest-so-far to its candidate's cost."""
+    for i in range(len(row)):
+        placed = cost[row[i], candidate[i]]
+        for s in index[row[i] * E + expert[i]]:
+            if placed > set_max[srow[i], s]:
+                set_max[srow[i], s] = placed
+        set_max[srow[i], -1] = 0.0                                              # the dummy set stays 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _marginal(index, weight, has_sets, cost, set_max, row, srow, expert, E):
+    """(N, C) sum_s w_s max(cn_c, r_s) = cn_c (W - W_>(c)) + sum_{s: r_s > cn_c} w_s r_s, over
+    the current expert's sets: sorted by r once, O(M log M + C log M) a row instead of M x C.
+    Sums in float64, then float32, capped at 1 (float32 weights sum to 1 only within
+    rounding). An expert with no tokens reads its own cost."""
+    N, C = len(row), cost.shape[1]
+    M = index.shape[1]
+    out = np.empty((N, C), dtype=np.float32)
+    r = np.empty(M)
+    w = np.empty(M)
+    tail_w = np.empty(M + 1)
+    tail_wr = np.empty(M + 1)
+    for i in range(N):
+        at = row[i] * E + expert[i]
+        cn = cost[row[i]]
+        if not has_sets[at]:
+            out[i] = cn
+            continue
+        raised = np.empty(M, dtype=np.float32)
+        for j in range(M):
+            raised[j] = set_max[srow[i], index[at, j]]
+        order = np.argsort(raised, kind="mergesort")
+        for j in range(M):
+            r[j] = raised[order[j]]
+            w[j] = weight[at, order[j]]
+        # Suffix sums from set j on, with a zero past the end: what lies above the split.
+        tail_w[M] = 0.0
+        tail_wr[M] = 0.0
+        acc_w = 0.0
+        acc_wr = 0.0
+        for j in range(M - 1, -1, -1):
+            acc_w += w[j]
+            acc_wr += w[j] * r[j]
+            tail_w[j] = acc_w
+            tail_wr[j] = acc_wr
+        for c in range(C):
+            x = np.float64(cn[c])
+            split = np.searchsorted(r, x, side="right")                        # sets with r <= cn_c
+            value = x * (tail_w[0] - tail_w[split]) + tail_wr[split]
+            out[i, c] = min(np.float32(value), np.float32(1.0))
+    return out
 
 
 _LAST_INDICATOR: list = [None, None]      # (sets array, its indicator): two features need it per batch
@@ -225,8 +295,8 @@ class CandidateOccupancy(Feature):
     key = "candidate_occupancy"
     meaning = "experts already on the candidate / capacity"
 
-    def value(self, progress, li, e):
-        return progress.occupancy[li].copy()
+    def value(self, state):
+        return state.occupancy[state.srow]
 
 
 class CandidateRate(RowFeature):
@@ -234,7 +304,7 @@ class CandidateRate(RowFeature):
     meaning = "compute rate / the scenario's fastest satellite (pad: 0)"
 
     def tables(self, rows, spec):
-        return {self.key: (rows.candidate_rate_flops / spec.max_rate_flops).astype(np.float32)}
+        return (rows.candidate_rate_flops / spec.max_rate_flops).astype(np.float32)
 
 
 class CandidateCoactivation(Feature):
@@ -247,19 +317,24 @@ class CandidateCoactivation(Feature):
 
     def tables(self, rows, spec):
         indicator = set_indicator_of(rows, spec.n_experts)
-        return {"coactivation": coactivation_from_sets(rows.sets, rows.counts, spec.n_experts,
-                                                       indicator).astype(np.float32)}
+        return coactivation_from_sets(rows.sets, rows.counts, spec.n_experts, indicator).astype(np.float32)
 
-    def start(self, tables, first, problem):
-        self._coactivation, self._first = tables["coactivation"], first
-        E = problem.spec.n_experts
-        self._sum = np.zeros((problem.n_rows, E, problem.spec.n_candidates_max), dtype=np.float32)
+    def start(self, tables, state, spec):
+        self._coactivation = tables                                             # (B, E, E)
+        self._sum = np.zeros((state.n_envs * state.n_rows, spec.n_experts, spec.n_candidates_max),
+                             dtype=np.float32)
 
-    def place(self, li, e, a):
-        self._sum[li, :, a] += self._coactivation[self._first + li, :, e]
+    def place(self, state, e, a):
+        _add_coactivation(self._sum, self._coactivation, state.row, state.srow, e, a)
 
-    def value(self, progress, li, e):
-        return self._sum[li, e].copy()
+    def value(self, state):
+        return self._sum[state.srow, state.expert]
+
+
+@numba.njit(nogil=True, cache=True)
+def _add_coactivation(total, coactivation, row, srow, expert, candidate):
+    for i in range(len(row)):
+        total[srow[i], :, candidate[i]] += coactivation[row[i], :, expert[i]]
 
 
 class ActionMask(Feature):
@@ -268,8 +343,8 @@ class ActionMask(Feature):
                "it is never all zeros")
     range_text = "{0, 1}"
 
-    def value(self, progress, li, e):
-        return progress.mask_f.copy()
+    def value(self, state):
+        return state.mask_f.copy()
 
 
 DEFAULT_FEATURES = (ExpertFeature, CandidateCost, CandidateSeatRank, CandidateMarginal, CandidateOccupancy,
@@ -277,7 +352,7 @@ DEFAULT_FEATURES = (ExpertFeature, CandidateCost, CandidateSeatRank, CandidateMa
 
 
 class ObservationBuilder:
-    """Owns the feature list: the space, the per-episode tables and the observation dict."""
+    """Owns the feature list: the space, the per-block tables and the observation dict."""
 
     def __init__(self, features=None):
         self.features = [f() for f in (features or DEFAULT_FEATURES)]
@@ -288,21 +363,16 @@ class ObservationBuilder:
                 raise ScenarioError(f"feature key {f.key!r}: per-candidate features are named 'candidate_*' "
                                  f"(or 'action_mask'), and only they")
         self._bind()
-        self._memo_batch: LayerRows | None = None
-        self._memo: list = []
-        self._stack: np.ndarray | None = None
-        self._first = 0
 
     def _bind(self) -> None:
-        # Fixed per-row features are served together from one stacked table (one copy a step
-        # instead of one each); the others are called. Bound methods, for the step loop.
+        # Fixed per-row features are served together from one stacked table (one gather a
+        # step instead of one each); the others are called. Bound methods, for the step loop.
         self._row_keys = [f.key for f in self.features if type(f).value is RowFeature.value]
         self.values = [(f.key, f.value) for f in self.features if f.key not in self._row_keys]
         self.placers = [f.place for f in self.features if f.place is not None]
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.update(_memo_batch=None, _memo=[], _stack=None)
         del state["placers"], state["values"], state["_row_keys"]
         return state
 
@@ -317,38 +387,30 @@ class ObservationBuilder:
     def candidate_keys(self) -> tuple[str, ...]:
         return tuple(f.key for f in self.features if f.per_candidate)
 
-    def start(self, problem: Problem) -> None:
-        """Tables for the episode's rows: its batch's (computed once per batch), read at the
-        episode's offset in the batch."""
-        self._tables_for(problem)
-        for f, t in zip(self.features, self._memo):
-            f.start(t, problem.first, problem)
-        self._first = problem.first
+    def tables(self, rows: LayerRows, spec: ProblemSpec) -> tuple[list, np.ndarray | None]:
+        """Every feature's tables for a block of rows, and the fixed rows stacked (K, B, C)."""
+        tables = [f.tables(rows, spec) for f in self.features]
+        by_key = {f.key: t for f, t in zip(self.features, tables)}
+        stack = np.stack([by_key[k] for k in self._row_keys]) if self._row_keys else None
+        return tables, stack
 
-    def _tables_for(self, problem: Problem) -> None:
-        if problem.batch is not self._memo_batch:
-            self._memo = [f.tables(problem.batch, problem.spec) for f in self.features]
-            self._memo_batch = problem.batch
-            by_key = {f.key: t for f, t in zip(self.features, self._memo)}
-            self._stack = np.stack([by_key[k][k] for k in self._row_keys]) if self._row_keys else None
+    def start(self, tables: tuple[list, np.ndarray | None], state: AssignmentState, spec: ProblemSpec) -> None:
+        """New episodes on the block the tables were made from."""
+        per_feature, self._stack = tables
+        for f, t in zip(self.features, per_feature):
+            f.start(t, state, spec)
 
-    def resume(self, problem: Problem) -> None:
-        """After unpickling mid-episode: rebuild the batch tables (a cache, not shipped)
-        without touching the features' episode state, which was shipped."""
-        self._tables_for(problem)
-        self._first = problem.first
-
-    def place(self, li: int, e: int, a: int) -> None:
+    def place(self, state: AssignmentState, e: np.ndarray, a: np.ndarray) -> None:
         for place in self.placers:
-            place(li, e, a)
+            place(state, e, a)
 
-    def observe(self, progress: Progress, li: int, e: int) -> dict[str, np.ndarray]:
+    def observe(self, state: AssignmentState) -> dict[str, np.ndarray]:
+        """(N, ...) float32 arrays, fresh every step."""
         obs = {}
         if self._stack is not None:
-            rows = self._stack[:, self._first + li].copy()      # a fresh array every step
-            obs = dict(zip(self._row_keys, rows))
+            obs = dict(zip(self._row_keys, self._stack[:, state.row]))
         for key, value in self.values:
-            obs[key] = value(progress, li, e)
+            obs[key] = value(state)
         return obs
 
     def table_markdown(self) -> str:

@@ -13,14 +13,20 @@ below 2^12), so the last step's remainder cancels them exactly and the closed fo
 is exactly -1.0, not -1.0 within an ulp. Other returns equal -ratio within float rounding.
 
 An invalid action (padded or full satellite) costs `INVALID_ACTION_PENALTY` on top; then the
-return is -ratio - 0.1 x (number of invalid actions). A custom reward implements `start`
-(optional), `step` and `final` with these signatures; the latency it is handed comes from
-`scoring.objective_s`.
+return is -ratio - 0.1 x (number of invalid actions).
+
+A reward is written once, for N episodes stepped in lockstep (`core.AssignmentCore`; the
+single env is N = 1). A custom reward implements `start` (optional), `step` and `final`
+with these signatures, on (N,) arrays; the latencies it is handed come from `scoring`.
 """
 
 from __future__ import annotations
 
-from .problem import Problem
+import numba
+import numpy as np
+
+from .observation import AssignmentState
+from .problem import LayerRows, ProblemSpec
 
 INVALID_ACTION_PENALTY = 0.1
 REWARD_GRID = 2.0 ** -40
@@ -30,40 +36,49 @@ _PER_GRID = 2.0 ** 40
 class SparseReward:
     name = "sparse"
 
-    def start(self, problem: Problem) -> None:
-        """A new episode (optional in custom rewards)."""
+    def start(self, rows: LayerRows, state: AssignmentState, reference_s: np.ndarray, spec: ProblemSpec) -> None:
+        """New episodes on `rows` (optional in custom rewards); reference_s (N,) the closed
+        form's score of each."""
 
-    def step(self, problem: Problem, layer_index: int, expert: int, candidate: int) -> float:
-        return 0.0
+    def step(self, state: AssignmentState, expert: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+        """(N,) the reward of placing expert[i] on candidate[i] (indices into row state.row[i])."""
+        return np.zeros(state.n_envs)
 
-    def final(self, problem: Problem, objective_s: float, shaped_so_far: float) -> float:
-        return -objective_s / problem.reference_s - shaped_so_far
+    def final(self, objective_s: np.ndarray, reference_s: np.ndarray, shaped_so_far: np.ndarray) -> np.ndarray:
+        """(N,) what the last step adds: the return becomes -objective / reference."""
+        return -objective_s / reference_s - shaped_so_far
 
 
 class DenseReward(SparseReward):
     name = "dense"
 
     def __init__(self):
-        self._batch = None
+        self._rows: LayerRows | None = None
 
-    def start(self, problem: Problem) -> None:
-        # Python floats of the batch's rows (converted once per batch): the same IEEE
-        # operations as on NumPy scalars, so the same bits, at a fraction of the per-step cost.
-        if problem.batch is not self._batch:
-            self._batch = problem.batch
-            self._share = (problem.batch.probabilities / problem.spec.top_k).tolist()
-            self._cost = problem.batch.cost_s.tolist()
-        self._first = problem.first
-        self._reference_s = problem.reference_s
+    def start(self, rows, state, reference_s, spec):
+        if rows is not self._rows:                    # once per block of rows
+            self._rows = rows
+            self._share = rows.probabilities / spec.top_k
+        self._cost = rows.cost_s
+        self._reference_s = reference_s
 
     def __getstate__(self):
-        # The episode's tables travel; the batch identity does not (the next reset rebuilds).
-        return {**self.__dict__, "_batch": None}
+        # The episode's tables travel; the block identity does not (the next reset rebuilds).
+        return {**self.__dict__, "_rows": None}
 
-    def step(self, problem: Problem, layer_index: int, expert: int, candidate: int) -> float:
-        row = self._first + layer_index
-        credit = -(self._share[row][expert] * self._cost[row][candidate]) / self._reference_s
-        return round(credit * _PER_GRID) / _PER_GRID
+    def step(self, state, expert, candidate):
+        return _dense_credit(self._share, self._cost, self._reference_s, state.row, expert, candidate)
 
 
 REWARDS = {"sparse": SparseReward, "dense": DenseReward}
+
+
+@numba.njit(nogil=True, cache=True)
+def _dense_credit(share, cost_s, reference_s, row, expert, candidate):
+    """-(p_e / k) cost(s) / reference, rounded half-even to the 2^-40 grid (+ 0.0: an
+    inactive expert's credit would be -0.0, and the grid holds one zero)."""
+    out = np.empty(len(row))
+    for i in range(len(row)):
+        credit = -(share[row[i], expert[i]] * cost_s[row[i], candidate[i]]) / reference_s[i]
+        out[i] = (np.rint(credit * _PER_GRID) + 0.0) / _PER_GRID
+    return out
