@@ -152,7 +152,7 @@ class AssignmentEnv(gym.Env):
         return int(self._core.analytic_actions()[0])
 
     def _observation(self) -> dict:
-        obs = {key: value[0] for key, value in self._core.observe().items()}
+        obs = self.observation_builder.observe_first(self._core.state)
         return obs if self._dict_layout else self.obs_layout(obs)
 
     # ------------------------------------------------------------------------ gym API

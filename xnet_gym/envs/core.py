@@ -116,10 +116,10 @@ class AssignmentCore:
 
     def satellites(self) -> np.ndarray:
         """(N*n_rows, E) the satellite of each placed expert, -1 where not yet placed."""
-        rows = (self.state.row0[:, None] + np.arange(self.n_rows)[None, :]).ravel()
+        state = self.state
+        rows = state.row0 if self.n_rows == 1 else (state.row0[:, None] + np.arange(self.n_rows)[None, :]).ravel()
         ci = self.candidate_index
-        sats = np.take_along_axis(self.rows.candidates[rows], np.maximum(ci, 0), axis=1)
-        return np.where(ci >= 0, sats, -1)
+        return np.where(ci >= 0, self.rows.candidates[rows[:, None], ci], -1)     # -1 reads a column, then is masked
 
 
 @numba.njit(nogil=True, cache=True)

@@ -186,32 +186,37 @@ class CandidateMarginal(Feature):
         self._index, self._weight, self._has_sets, self._cost, n_sets = tables
         self._E = spec.n_experts
         self._set_max = np.zeros((state.n_envs * state.n_rows, n_sets), dtype=np.float32)
+        self._placed = _NOTHING_PLACED
 
     def place(self, state, e, a):
-        _raise_sets(self._index, self._cost, self._set_max, state.row, state.srow, e, a, self._E)
+        # Applied by the next `value`, in the same compiled call: one call a step, not two.
+        # The arrays are the core's, left unchanged until after the next observation.
+        self._placed = (state.row, state.srow, e, a)
 
     def value(self, state):
+        placed, self._placed = self._placed, _NOTHING_PLACED
         return _marginal(self._index, self._weight, self._has_sets, self._cost, self._set_max, state.row,
-                         state.srow, state.expert, self._E)
+                         state.srow, state.expert, self._E, *placed)
+
+
+_NOTHING_PLACED = (np.zeros(0, dtype=np.int64),) * 4
 
 
 @numba.njit(nogil=True, cache=True)
-def _raise_sets(index, cost, set_max, row, srow, expert, candidate, E):
-    """Each episode's placed expert raises its sets' slowest-so-far to its candidate's cost."""
-    for i in range(len(row)):
-        placed = cost[row[i], candidate[i]]
-        for s in index[row[i] * E + expert[i]]:
-            if placed > set_max[srow[i], s]:
-                set_max[srow[i], s] = placed
-        set_max[srow[i], -1] = 0.0                                              # the dummy set stays 0
-
-
-@numba.njit(nogil=True, cache=True)
-def _marginal(index, weight, has_sets, cost, set_max, row, srow, expert, E):
+def _marginal(index, weight, has_sets, cost, set_max, row, srow, expert, E, placed_row, placed_srow, placed_expert,
+              placed_candidate):
     """(N, C) sum_s w_s max(cn_c, r_s) = cn_c (W - W_>(c)) + sum_{s: r_s > cn_c} w_s r_s, over
     the current expert's sets: sorted by r once, O(M log M + C log M) a row instead of M x C.
     Sums in float64, then float32, capped at 1 (float32 weights sum to 1 only within
     rounding). An expert with no tokens reads its own cost."""
+    # First the last step's placements: each raises its sets' slowest-so-far to its cost.
+    for i in range(len(placed_row)):
+        r, sr = placed_row[i], placed_srow[i]
+        new = cost[r, placed_candidate[i]]
+        for s in index[r * E + placed_expert[i]]:
+            if new > set_max[sr, s]:
+                set_max[sr, s] = new
+        set_max[sr, -1] = 0.0                                                   # the dummy set stays 0
     N, C = len(row), cost.shape[1]
     M = index.shape[1]
     out = np.empty((N, C), dtype=np.float32)
@@ -323,18 +328,26 @@ class CandidateCoactivation(Feature):
         self._coactivation = tables                                             # (B, E, E)
         self._sum = np.zeros((state.n_envs * state.n_rows, spec.n_experts, spec.n_candidates_max),
                              dtype=np.float32)
+        self._placed = _NOTHING_PLACED
 
     def place(self, state, e, a):
-        _add_coactivation(self._sum, self._coactivation, state.row, state.srow, e, a)
+        self._placed = (state.row, state.srow, e, a)            # applied by the next `value`, as above
 
     def value(self, state):
-        return self._sum[state.srow, state.expert]
+        placed, self._placed = self._placed, _NOTHING_PLACED
+        return _coactivation_value(self._sum, self._coactivation, state.srow, state.expert, *placed)
 
 
 @numba.njit(nogil=True, cache=True)
-def _add_coactivation(total, coactivation, row, srow, expert, candidate):
-    for i in range(len(row)):
-        total[srow[i], :, candidate[i]] += coactivation[row[i], :, expert[i]]
+def _coactivation_value(total, coactivation, srow, expert, placed_row, placed_srow, placed_expert,
+                        placed_candidate):
+    for i in range(len(placed_row)):
+        total[placed_srow[i], :, placed_candidate[i]] += coactivation[placed_row[i], :, placed_expert[i]]
+    N, C = len(srow), total.shape[2]
+    out = np.empty((N, C), dtype=np.float32)
+    for i in range(N):
+        out[i] = total[srow[i], expert[i]]
+    return out
 
 
 class ActionMask(Feature):
@@ -411,6 +424,15 @@ class ObservationBuilder:
             obs = dict(zip(self._row_keys, self._stack[:, state.row]))
         for key, value in self.values:
             obs[key] = value(state)
+        return obs
+
+    def observe_first(self, state: AssignmentState) -> dict[str, np.ndarray]:
+        """`observe`'s first episode only (the single env's observation), without the batch axis."""
+        obs = {}
+        if self._stack is not None:
+            obs = dict(zip(self._row_keys, self._stack[:, state.row[0]].copy()))   # fresh every step
+        for key, value in self.values:
+            obs[key] = value(state)[0]
         return obs
 
     def table_markdown(self) -> str:
