@@ -345,3 +345,25 @@ def test_env_pickled_mid_episode_finishes_the_same_episode(env_id):
         assert r1 == r2 and i1 == i2
         for key in o1:
             np.testing.assert_array_equal(o1[key], o2[key])
+
+
+def test_a_custom_feature_runs_in_the_batched_env_as_in_the_single_env():
+    """Features are written once, for N episodes: the batched env takes a custom one, and its
+    sub-env i shows what the single env shows on the same episode."""
+    from xnet_gym.envs.expert_placement_vector import ExpertPlacementVectorEnv
+    from xnet_gym.envs.generator import PlacementGenerator
+
+    builder = ObservationBuilder([*DEFAULT_FEATURES, CandidateIsFree])
+    venv = ExpertPlacementVectorEnv(4, scenario="tiny", observation=builder, prefetch=False,
+                                    generator=PlacementGenerator("tiny", scope="stage", block_size=4))
+    single = gym.make(EXPERT, scenario="tiny", observation=ObservationBuilder([*DEFAULT_FEATURES, CandidateIsFree]),
+                      generator=PlacementGenerator("tiny", scope="stage", block_size=4))
+    obs, _ = venv.reset(seed=3)
+    one, _ = single.reset(seed=3)
+    np.testing.assert_array_equal(obs["candidate_is_free"][0], one["candidate_is_free"])
+    actions = venv.analytic_actions()
+    obs, *_ = venv.step(actions)
+    one, *_ = single.step(int(actions[0]))
+    for key in one:
+        np.testing.assert_array_equal(obs[key][0], one[key], err_msg=key)
+    assert obs["candidate_is_free"][np.arange(4), actions].sum() == 0.0

@@ -113,3 +113,20 @@ def test_steepest_descent_in_lockstep_lands_where_each_run_alone_does():
         np.testing.assert_array_equal(one.experts, many.experts)
         best = evaluate(inst, BruteForce().solve(inst)).latency_s
         assert best <= evaluate(inst, many).latency_s <= evaluate(inst, analytic_placement(inst)).latency_s
+
+
+def test_best_known_by_steepest_descent_is_each_instance_solved_alone():
+    from xnet_gym.agents.evaluate import best_known_latencies, eval_seeds
+    from xnet_gym.envs import scoring
+
+    kwargs = {"scenario": "deepseek-esft-packed", "tokens": 128, "train_time_steps": 4}
+    together, _ = best_known_latencies("xnet_gym/ExpertRefine-v0", kwargs, 4, 0, "steepest-descent", None)
+    import gymnasium as gym
+    env = gym.make("xnet_gym/ExpertRefine-v0", **kwargs)
+    for s, latency in zip(eval_seeds(0, 4), together):
+        env.reset(seed=s)
+        problem = env.unwrapped.problem
+        layer = int(problem.batch.layers[problem.first])
+        alone = baselines.for_layer("steepest-descent", layer, 0, None).solve(problem.instance)
+        assert scoring.objective_s(problem, alone) == latency
+        assert latency < problem.reference_s

@@ -20,6 +20,7 @@ import xnet_gym  # noqa: F401  (registers the env ids)
 from xnet_gym import baselines
 from xnet_gym.atomic import atomic_write
 from xnet_gym.baselines.env_adapter import SolverPlayer, score_on_episode
+from xnet_gym.envs import scoring
 from xnet_gym.envs.capabilities import capabilities_of
 
 from .players import AnalyticPlayer, GreedyPlayer, LearnedPlayer, RandomPlayer, needs_cheapest_free_wrapper
@@ -76,6 +77,17 @@ def best_known_latencies(env_id: str, env_kwargs: dict, episodes: int, seed: int
     scored by the env's objective, and its mean solve time per instance."""
     env = gym.make(env_id, **env_kwargs)
     latencies, t0 = [], time.perf_counter()
+    if solver.lower() == "steepest-descent":
+        # Deterministic and budget-free: all instances descend together (the same placements).
+        problems = []
+        for s in eval_seeds(seed, episodes):
+            env.reset(seed=s)
+            problems.append(env.unwrapped.problem)  # type: ignore[attr-defined]
+        layers = [[int(p.batch.layers[p.first])] if p.scope == "stage" else None for p in problems]
+        placements = baselines.SteepestDescent().solve_many([p.instance for p in problems], layers_each=layers)
+        latencies = [scoring.objective_s(p, placement) for p, placement in zip(problems, placements)]
+        env.close()
+        return np.asarray(latencies), (time.perf_counter() - t0) / episodes
     for s in eval_seeds(seed, episodes):
         env.reset(seed=s)
         problem = env.unwrapped.problem  # type: ignore[attr-defined]

@@ -51,11 +51,15 @@ class SteepestDescent:
         self.last_info = {"steps": steps}
         return current
 
-    def solve_many(self, instances, threads: int = 2) -> list[Placement]:
-        """`solve` on each instance, the instances' layers descending in lockstep."""
+    def solve_many(self, instances, threads: int = 2, layers_each=None) -> list[Placement]:
+        """`solve` on each instance, the instances' layers descending in lockstep.
+        `layers_each`, a list of layer lists (one per instance), overrides `layers`."""
         threads = check_int(ScenarioError, "threads", threads, 1)
         current = [self.start or analytic_placement(inst) for inst in instances]
-        layers = [layers_to_search(self.layers, inst) for inst in instances]
+        if layers_each is None:
+            layers = [layers_to_search(self.layers, inst) for inst in instances]
+        else:
+            layers = [layers_to_search(check_layers(ls), inst) for ls, inst in zip(layers_each, instances)]
         for round_ in range(max((len(ls) for ls in layers), default=0)):       # the k-th layer of each
             todo = [i for i, ls in enumerate(layers) if round_ < len(ls)]
             moves = [LayerMoves.for_layer(instances[i], current[i], layers[i][round_]) for i in todo]
