@@ -32,10 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 PROBE = r'''
-import json, sys, time
+import json, os, sys, time
 import gymnasium as gym
 import numpy as np
 import xnet_gym
+assert xnet_gym.__file__.startswith(os.getcwd()), xnet_gym.__file__      # the revision asked for
 figure = sys.argv[1]
 WINDOW_S = 2.0
 
@@ -119,7 +120,9 @@ SECONDS = {"steepest-s", "steepest-batched-s"}        # lower is better
 
 def measure(path: Path, figure: str) -> float | None:
     env = {**os.environ, "PYTHONPATH": str(path), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", PROBE, figure], env=env, capture_output=True, text=True, check=False)
+    # cwd = the revision: `python -c` puts the working directory first on sys.path.
+    done = subprocess.run([sys.executable, "-c", PROBE, figure], env=env, cwd=str(path), capture_output=True,
+                          text=True, check=False)
     if done.returncode != 0:
         return None                                                      # the revision lacks it
     return float(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -8,26 +8,21 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..errors import ActionError, ScenarioError, check_action, check_bool, check_choice, check_int, field_error
+from ..errors import ActionError, ScenarioError, check_action, check_bool, check_choice, check_int
 from ..placement import Placement
-from . import scoring
 from .action_space import MaskableDiscrete
 from .assignment import render_modes
 from .capabilities import Capabilities
 from .episode import EpisodeConfig, episode_config
 from .generator import Generator, resolve_generator
 from .layout import DictLayout, make_layout
-from .observation import normalised_cost
 from .problem import Problem
-from .reward import INVALID_ACTION_PENALTY
+from .refine_core import GAIN_CLIP, RATIO_CLIP, RefineCore, RefineEpisode
 from .viewer import Viewer
 
 STARTS = ("analytic", "random")
-RATIO_CLIP = 16.0          # observed latency ratios are clipped here (random starts reach ~6 on presets)
-GAIN_CLIP = 1.0            # observed gains (shares of the closed form's latency) are clipped here
 MAX_MOVES = 1_000_000      # an episode longer than this never ends in practice, and moves_left / max_moves
 #                            would no longer tell the agent anything
-IMPROVES = 1e-12           # a change improves when it saves more than this share (rounding is ~1e-16)
 
 
 class ExpertRefineEnv(gym.Env):
@@ -156,11 +151,10 @@ class ExpertRefineEnv(gym.Env):
         self.max_moves = 2 * E if max_moves is None else check_int(ScenarioError, "max_moves", max_moves, 1,
                                                                   MAX_MOVES)
         self.n_experts, self.n_candidates_max = E, C
-        self._swap_x, self._swap_y = np.triu_indices(E, 1)
-        self.n_moves, self.n_swaps = E * C, len(self._swap_x)
-        self._row_offsets = np.arange(E) * C          # one-hot index of expert e on candidate c: e*C + c
-        self.stop_action = self.n_moves + self.n_swaps
-        self.n_actions = n_actions = self.stop_action + 1
+        self._core = core = RefineCore(E, C, self.max_moves, self.gain_observation)
+        self.n_moves, self.n_swaps = core.n_moves, core.n_swaps
+        self.stop_action = core.stop_action
+        self.n_actions = n_actions = core.n_actions
         self.action_space = MaskableDiscrete(n_actions)
         obs_spaces: dict[str, spaces.Space] = {
             "expert_probability": spaces.Box(0.0, 1.0, (E,), np.float32),
@@ -176,7 +170,7 @@ class ExpertRefineEnv(gym.Env):
             obs_spaces["action_gain"] = spaces.Box(-GAIN_CLIP, GAIN_CLIP, (n_actions,), np.float32)
         self.obs_layout = make_layout(obs_layout)
         self.observation_space = self.obs_layout.space(spaces.Dict(obs_spaces))
-        self._latencies: np.ndarray | None = None
+        self._ep: RefineEpisode | None = None
         self.render_mode = render_mode
         self.viewer = viewer or Viewer()
         self._problem: Problem | None = None
@@ -189,35 +183,20 @@ class ExpertRefineEnv(gym.Env):
     @property
     def assignment(self) -> np.ndarray:
         """(E,) candidate index of each expert now (a copy)."""
-        return self._moves.assignment
+        return self._running().moves.assignment
 
     @property
     def latency_s(self) -> float:
-        return self._moves.total_s
+        return self._running().moves.total_s
 
     @property
     def placement(self) -> Placement | None:
         """The best placement of the episode so far (None before reset)."""
-        if self._problem is None:
-            return None
-        return self._to_placement(self._best)
-
-    def _to_placement(self, assignment: np.ndarray) -> Placement:
-        p = self._problem
-        assert p is not None
-        experts = p.base_experts.copy()
-        experts[int(p.batch.layers[p.first])] = self._cand[assignment]
-        return Placement(p.gateways, experts)
+        return None if self._ep is None else self._ep.placement(self._ep.best)
 
     def decode(self, action: int) -> tuple[str, int, int]:
         """("move", expert, candidate), ("swap", x, y) or ("stop", -1, -1)."""
-        a = int(action)
-        if a < self.n_moves:
-            return "move", a // self.n_candidates_max, a % self.n_candidates_max
-        if a < self.stop_action:
-            i = a - self.n_moves
-            return "swap", int(self._swap_x[i]), int(self._swap_y[i])
-        return "stop", -1, -1
+        return self._core.decode(action)
 
     def move_action(self, expert: int, candidate: int) -> int:
         return expert * self.n_candidates_max + candidate
@@ -227,11 +206,14 @@ class ExpertRefineEnv(gym.Env):
         E = self.n_experts
         return self.n_moves + x * E - x * (x + 1) // 2 + (y - x - 1)
 
+    def _running(self, what: str = "this") -> RefineEpisode:
+        if self._ep is None:
+            raise ActionError(f"{what} before reset(): call reset() first")
+        return self._ep
+
     def action_masks(self) -> np.ndarray:
         """Bool (A,): the valid moves, swaps and the stop action."""
-        if self._problem is None:
-            raise ActionError("action_masks() before reset(): call reset() first")
-        return self._mask > 0
+        return self._running("action_masks()").mask > 0
 
     def analytic_action(self) -> int:
         """The closed form's action: it is where the episode starts (by default), so it stops."""
@@ -240,178 +222,59 @@ class ExpertRefineEnv(gym.Env):
     def action_latency_s(self, action: int) -> float:
         """The stage latency after `action` (exact, from the evaluator's functions; not applied).
         An invalid action or stop leaves the latency as it is."""
-        if self._problem is None:
-            raise ActionError("action_latency_s() before reset(): call reset() first")
+        ep = self._running("action_latency_s()")
         kind, x, y = self.decode(check_action(action, self.n_actions))
-        if kind == "move" and self._moves.can_move(x, y):
-            return self._moves.move_latency_s(x, y)
-        if kind == "swap" and self._moves.can_swap(x, y):
-            return self._moves.swap_latency_s(x, y)
-        return self._moves.total_s
+        if kind == "move" and ep.moves.can_move(x, y):
+            return ep.moves.move_latency_s(x, y)
+        if kind == "swap" and ep.moves.can_swap(x, y):
+            return ep.moves.swap_latency_s(x, y)
+        return ep.moves.total_s
 
     def action_latencies_s(self) -> np.ndarray:
         """(A,) the stage latency after each action (nothing is applied): `action_latency_s`
         for all actions from one scoring of the whole neighbourhood (equal to it within
         1e-12 relative). Invalid actions and stop read the current latency."""
-        if self._problem is None:
-            raise ActionError("action_latencies_s() before reset(): call reset() first")
-        if self._latencies is None:        # once per placement: the observation and greedy_action share it
-            move_s, swap_s = self._moves.neighbourhood_latency_s()
-            out = np.full(self.n_actions, self._moves.total_s)
-            out[: self.n_moves].reshape(self.n_experts, self.n_candidates_max)[:, : self._n_cand] = move_s
-            out[self.n_moves: self.stop_action] = swap_s[self._swap_x, self._swap_y]     # infeasible: the total
-            self._latencies = out
-        return self._latencies.copy()
+        return self._core.action_latencies_s(self._running("action_latencies_s()")).copy()
 
     def greedy_action(self) -> int:
         """Steepest descent: the valid action with the lowest latency after it (the first on
         ties), or stop when none improves by more than rounding."""
-        after = self.action_latencies_s()
-        best = int(np.argmin(after))
-        return best if after[best] < self._moves.total_s * (1.0 - IMPROVES) else self.stop_action
-
-    # ------------------------------------------------------------------------ internals
-    def _mask_now(self) -> np.ndarray:
-        """The valid actions after the last change (computed once per step, read by both the
-        observation and `action_masks()`)."""
-        a = self._moves.views()[0]
-        out = np.zeros(self.n_actions, dtype=np.float32)
-        out[: self.n_moves].reshape(self.n_experts, self.n_candidates_max)[:, : self._n_cand] = self._moves.movable()
-        out[self.n_moves: self.stop_action] = a[self._swap_x] != a[self._swap_y]
-        out[-1] = 1.0
-        return out
-
-    def _laid_out(self) -> dict[str, np.ndarray]:
-        obs = self._observation()
-        return obs if isinstance(self.obs_layout, DictLayout) else self.obs_layout(obs)
-
-    def _observation(self) -> dict[str, np.ndarray]:
-        a, load = self._moves.views()
-        onehot = np.zeros(self.n_moves, dtype=np.float32)
-        onehot[self._row_offsets + a] = 1.0
-        occupancy = np.zeros(self.n_candidates_max, dtype=np.float32)
-        occupancy[: self._n_cand] = load[: self._n_cand] / self._moves.capacity
-        progress = np.array([self._moves_left / self.max_moves,
-                             min(self._moves.total_s / self._reference_s, RATIO_CLIP),
-                             min(self._best_s / self._reference_s, RATIO_CLIP)], dtype=np.float32)
-        return {"expert_probability": self._prob.copy(), "expert_rank": self._rank.copy(),
-                "expert_bottleneck": self._moves.bottleneck_share().astype(np.float32), "assignment": onehot,
-                "candidate_cost": self._cost.copy(), "candidate_occupancy": occupancy, "progress": progress,
-                "action_mask": self._mask.copy(), **self._gain_observation()}
-
-    def _gain_observation(self) -> dict[str, np.ndarray]:
-        if not self.gain_observation:
-            return {}
-        gain = (self._moves.total_s - self.action_latencies_s()) / self._reference_s
-        return {"action_gain": np.clip(gain, -GAIN_CLIP, GAIN_CLIP).astype(np.float32)}
-
-    def _info(self, invalid: bool) -> dict:
-        return {"invalid_action": np.bool_(invalid), "invalid_actions": np.int64(self._invalid),
-                "moves_left": np.int64(self._moves_left), "latency_s": np.float64(self._moves.total_s),
-                "best_latency_s": np.float64(self._best_s), "analytic_latency_s": np.float64(self._reference_s),
-                "ratio_to_analytic": np.float64(self._best_s / self._reference_s),
-                "best_assignment": self._best.copy()}
-
-    def _start_assignment(self, problem: Problem, placement) -> np.ndarray:
-        b, i = problem.batch, problem.first
-        E = self.n_experts
-        if placement is not None:
-            if isinstance(placement, Placement):
-                if not np.array_equal(placement.gateways, problem.gateways):
-                    raise field_error(ScenarioError, "options['placement'].gateways", placement.gateways.tolist(),
-                                      "must be the episode's gateways (env.unwrapped.problem.gateways)")
-                sats = placement.experts[int(b.layers[i])]
-                idx = np.searchsorted(self._cand, sats)
-                if np.any(idx >= len(self._cand)) or not np.array_equal(self._cand[idx], sats):
-                    raise field_error(ScenarioError, "options['placement']", sats.tolist(),
-                                      "must put the layer's experts on the episode's candidate satellites")
-            else:
-                idx = np.asarray(placement)
-                if idx.shape != (E,) or not np.issubdtype(idx.dtype, np.integer):
-                    raise field_error(ScenarioError, "options['placement']", placement,
-                                      f"must be a Placement or an integer array of shape ({E},)")
-                if idx.min() < 0 or idx.max() >= self._n_cand:
-                    raise field_error(ScenarioError, "options['placement']", idx.tolist(),
-                                      f"candidate indices must be in [0, {self._n_cand - 1}]")
-            if np.bincount(idx).max() > problem.spec.capacity:
-                raise field_error(ScenarioError, "options['placement']", idx.tolist(),
-                                  f"puts more than capacity {problem.spec.capacity} experts on a candidate")
-            return idx.astype(np.int64)
-        if self.start == "random":
-            # A uniformly random seat per expert among all free seats of the real candidates.
-            seats = np.repeat(np.arange(self._n_cand), problem.spec.capacity)
-            return seats[self.np_random.permutation(len(seats))[:E]].astype(np.int64)
-        return b.analytic_index[i].astype(np.int64)
+        return self._core.greedy_action(self._running("greedy_action()"))
 
     # ------------------------------------------------------------------------ gym API
+    def _laid_out(self) -> dict[str, np.ndarray]:
+        obs = {k: v[0] for k, v in self._core.observe([self._running()]).items()}
+        return obs if isinstance(self.obs_layout, DictLayout) else self.obs_layout(obs)
+
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         options = dict(options or {})
         placement = options.pop("placement", None)
         problem = self.generator(self.np_random, options)
-        if problem.spec != self.generator.spec or problem.scope != "stage":
-            raise field_error(ScenarioError, "generator problem", problem.spec,
-                              f"must be a stage problem with the generator's spec {self.generator.spec}")
-        b, i = problem.batch, problem.first
+        self._core.check_problem(problem, self.generator.spec)
         self._problem = problem
-        self._n_cand = int(b.n_candidates[i])
-        self._cand = b.candidates[i, : self._n_cand]
-        self._moves = scoring.layer_moves(problem, self._start_assignment(problem, placement))
-        self._reference_s = problem.reference_s
-        self._best_s, self._best = self._moves.total_s, self._moves.assignment
-        self._moves_left, self._invalid, self._done = self.max_moves, 0, False
-        rows = b.row(i)
-        self._prob = b.probabilities[i].astype(np.float32)
-        by_pop = np.argsort(-b.probabilities[i], kind="stable")
-        self._rank = np.empty(self.n_experts, dtype=np.float32)
-        self._rank[by_pop] = np.arange(self.n_experts) / self.n_experts
-        self._cost = normalised_cost(rows)[0]
-        self._mask = self._mask_now()
-        self._latencies = None
+        self._ep = self._core.episode(problem, self._core.start_assignment(problem, placement, self.start,
+                                                                            self.np_random))
         if self.render_mode == "human":
             self.render()
-        return self._laid_out(), self._info(False)
+        return self._laid_out(), self._core.info(self._ep, False)
 
     def step(self, action):
-        if self._problem is None:
+        if self._ep is None:
             raise ActionError("step() before reset(): call reset() first")
-        if self._done:
+        if self._ep.done:
             raise ActionError("step() after the episode ended: call reset()")
-        kind, x, y = self.decode(check_action(action, self.n_actions))
-        mv = self._moves
-        invalid = False
-        if kind == "move":
-            if mv.can_move(x, y):
-                mv.move(x, y)
-            else:
-                invalid = True
-        elif kind == "swap":
-            if mv.can_swap(x, y):
-                mv.swap(x, y)
-            else:
-                invalid = True
-        reward = 0.0
-        if mv.total_s < self._best_s:
-            reward = (self._best_s - mv.total_s) / self._reference_s
-            self._best_s, self._best = mv.total_s, mv.assignment
-        if invalid:
-            self._invalid += 1
-            reward -= INVALID_ACTION_PENALTY
-        self._moves_left -= 1
-        self._done = kind == "stop" or self._moves_left == 0
-        if not invalid and kind != "stop":
-            self._mask = self._mask_now()
-            self._latencies = None
+        reward, invalid = self._core.step(self._ep, check_action(action, self.n_actions))
         if self.render_mode == "human":
             self.render()
-        return self._laid_out(), float(reward), self._done, False, self._info(invalid)
+        return self._laid_out(), float(reward), self._ep.done, False, self._core.info(self._ep, invalid)
 
     def render(self):
-        if self.render_mode is None or self._problem is None:
+        if self.render_mode is None or self._ep is None:
             return None
-        shown = self._to_placement(self._moves.assignment).experts
+        shown = self._ep.placement(self._ep.moves.assignment).experts
         draw = self.viewer.rgb_array if self.render_mode == "rgb_array" else self.viewer.ansi
-        frame = draw(self._problem, 0, shown)
+        frame = draw(self._ep.problem, 0, shown)
         if self.render_mode == "human":
             print(frame, flush=True)
             return None
