@@ -1,4 +1,5 @@
-"""`BatchedVecEnv`: Stable-Baselines3's `VecEnv` over the batched `ExpertPlacementVectorEnv`.
+"""`BatchedVecEnv`: Stable-Baselines3's `VecEnv` over a batched vector env of ours
+(`ExpertPlacementVectorEnv`, `ExpertRefineVectorEnv`).
 
 SB3 steps a `VecEnv` with same-step autoreset: the step that ends an episode returns the next
 episode's first observation and puts the last one in `infos[i]["terminal_observation"]`. The
@@ -6,7 +7,8 @@ batched env does exactly that in `autoreset_mode="same_step"`; this adapter only
 Gymnasium's dict-of-arrays `info` into SB3's list of per-env dicts (full dicts on the step
 that ends the episodes, empty ones otherwise: nothing in SB3 or our callbacks reads them
 mid-episode) and answers the per-env calls MaskablePPO and the imitation warm start make
-(`action_masks`, `analytic_action`) from the batched env's (N, ...) arrays.
+(`action_masks`, `analytic_action`, `greedy_action`) from the batched env's (N, ...) arrays:
+`greedy_action` scores every sub-env's neighbourhood in one batched call.
 
 Seeding: SB3 hands each env `seed + i`; the batched env has one `np_random`, seeded with the
 first of them, which fixes every sub-env's episodes.
@@ -20,15 +22,15 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import VecEnv
 
-from xnet_gym.envs import ExpertPlacementVectorEnv
 from xnet_gym.errors import XnetError, field_error
 
 # Per-env methods SB3 and our agents call, answered by the batched env's array method.
-BATCHED_METHODS = {"action_masks": "action_masks", "analytic_action": "analytic_actions"}
+BATCHED_METHODS = {"action_masks": "action_masks", "analytic_action": "analytic_actions",
+                   "greedy_action": "greedy_actions"}
 
 
 class BatchedVecEnv(VecEnv):
-    def __init__(self, venv: ExpertPlacementVectorEnv):
+    def __init__(self, venv):
         if venv.autoreset_mode != AutoresetMode.SAME_STEP:
             raise field_error(XnetError, "autoreset_mode", venv.autoreset_mode.value,
                               "SB3 needs the batched env in 'same_step' autoreset")
@@ -52,12 +54,13 @@ class BatchedVecEnv(VecEnv):
         dones = terminated | truncated
         if not dones.any():
             return obs, reward.astype(np.float32), dones, [{} for _ in range(self.num_envs)]
-        # The episodes end together (lockstep): every env gets its final info and observation.
-        infos = self._per_env(info["final_info"])
+        # The envs whose episode ended get its final info and observation (in lockstep, all).
+        final = self._per_env(info["final_info"])
         final_obs = info["final_obs"]
-        for i, entry in enumerate(infos):
-            entry["terminal_observation"] = final_obs[i]
-            entry["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        for i in np.flatnonzero(dones):
+            infos[i] = {**final[i], "terminal_observation": final_obs[i],
+                        "TimeLimit.truncated": bool(truncated[i] and not terminated[i])}
         return obs, reward.astype(np.float32), dones, infos
 
     @staticmethod

@@ -228,12 +228,14 @@ def make_train_env(env_id: str, env_kwargs: dict, algo: str, n_envs: int, seed: 
     """The training VecEnv: SB3's DummyVecEnv of single envs, or (`vec="batched"`) the
     batched vector env behind `BatchedVecEnv`, one NumPy call per step for all envs."""
     if vec == "batched":
+        import gymnasium as gym
+        from gymnasium.envs.registration import load_env_creator
         from stable_baselines3.common.vec_env import VecMonitor
 
-        from xnet_gym.envs import ExpertPlacementVectorEnv
-
         from .batched_vec_env import BatchedVecEnv
-        venv = VecMonitor(BatchedVecEnv(ExpertPlacementVectorEnv(n_envs, autoreset_mode="same_step", **env_kwargs)))
+        entry = gym.spec(env_id).vector_entry_point
+        vector_env: Any = load_env_creator(entry) if isinstance(entry, str) else entry
+        venv = VecMonitor(BatchedVecEnv(vector_env(n_envs, autoreset_mode="same_step", **env_kwargs)))
         venv.seed(seed)
         return venv
     return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=DummyVecEnv,
@@ -244,8 +246,8 @@ def check_vec(vec: str, env_id: str, algo: str) -> None:
     if vec not in VEC_KINDS:
         raise field_error(XnetError, "--vec", vec, f"allowed: {', '.join(VEC_KINDS)}")
     if vec == "batched" and (not capabilities(env_id).batched or algo != "maskable_ppo"):
-        raise field_error(XnetError, "--vec", vec, "the batched env is ExpertPlacement-v0's, trained with "
-                          "--algo maskable_ppo (plain PPO needs a per-env action wrapper)")
+        raise field_error(XnetError, "--vec", vec, "batched envs are ExpertPlacement-v0's and ExpertRefine-v0's, "
+                          "trained with --algo maskable_ppo (plain PPO needs a per-env action wrapper)")
 
 
 def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int = 100_000, seed: int = 0,

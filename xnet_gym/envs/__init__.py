@@ -3,7 +3,9 @@
 Per env, the parts are separate and swappable through the constructor: `generator.py` (the
 only source of episode randomness, behind the `Generator` protocol), `problem.py` (the
 episode model), `observation.py` (the feature list), `scoring.py` (the one route to the
-evaluator), `reward.py` and `viewer.py`; `assignment.py` holds the dynamics.
+evaluator), `reward.py` and `viewer.py`. `core.py` holds the placement envs' dynamics and
+`refine_core.py` refinement's, each written once for N episodes: every env is its core at
+N = 1 and every batched vector env the same core at N.
 """
 
 from .capabilities import Capabilities, capabilities, capabilities_of
@@ -11,6 +13,7 @@ from .episode import EpisodeConfig
 from .expert_placement import ExpertPlacementEnv
 from .expert_placement_vector import ExpertPlacementVectorEnv
 from .expert_refine import ExpertRefineEnv
+from .expert_refine_vector import ExpertRefineVectorEnv
 from .generator import Generator, PlacementGenerator, ReplayProblem
 from .model_placement import ModelPlacementEnv
 from .observation import DEFAULT_FEATURES, Feature, ObservationBuilder
@@ -37,7 +40,8 @@ def register_envs() -> None:
             register(id=env_id, entry_point=entry, vector_entry_point=vector, max_episode_steps=steps)
     if "xnet_gym/ExpertRefine-v0" not in registry:
         # Ends by itself within `max_moves` steps (a kwarg), so no TimeLimit is stacked on it.
-        register(id="xnet_gym/ExpertRefine-v0", entry_point="xnet_gym.envs:ExpertRefineEnv")
+        register(id="xnet_gym/ExpertRefine-v0", entry_point="xnet_gym.envs:ExpertRefineEnv",
+                 vector_entry_point="xnet_gym.envs:ExpertRefineVectorEnv")
 
 
 __all__ = [
@@ -48,6 +52,7 @@ __all__ = [
     "ExpertPlacementEnv",
     "ExpertPlacementVectorEnv",
     "ExpertRefineEnv",
+    "ExpertRefineVectorEnv",
     "Feature",
     "Generator",
     "LayerRows",

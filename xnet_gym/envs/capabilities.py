@@ -8,7 +8,7 @@ env is one class with its own `capabilities` and no hunt through the callers.
 |---|---|---|---|---|---|---|
 | `ExpertPlacement-v0` | no | no | no | no | yes | analytic |
 | `ModelPlacement-v0` | no | no | no | no | no | analytic |
-| `ExpertRefine-v0` | yes | yes | yes | yes | no | greedy |
+| `ExpertRefine-v0` | yes | yes | yes | yes | yes | greedy |
 """
 
 from __future__ import annotations

@@ -68,9 +68,15 @@ class RefineCore:
         self.row_offsets = np.arange(E) * C          # one-hot index of expert e on candidate c: e*C + c
         self.stop_action = self.n_moves + self.n_swaps
         self.n_actions = self.stop_action + 1
+        self._pool: ThreadPoolExecutor | None = None
 
     def __getstate__(self):
         return {**self.__dict__, "_pool": None}
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def episode(self, problem: Problem, assignment: np.ndarray) -> RefineEpisode:
         return RefineEpisode(self, problem, assignment)
@@ -111,7 +117,7 @@ class RefineCore:
         """`action_latencies_s` of every episode that lacks it, on two worker threads."""
         todo = [ep for ep in episodes if ep.latencies is None]
         if len(todo) > 1:
-            if getattr(self, "_pool", None) is None:
+            if self._pool is None:
                 self._pool = ThreadPoolExecutor(2, thread_name_prefix="xnet-gym-refine")
             list(self._pool.map(self.action_latencies_s, todo))
         for ep in todo:
