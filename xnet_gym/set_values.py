@@ -56,42 +56,13 @@ def _block(a, lo, n):
 
 @_kernel
 def _pairwise(a, lo, n):
-    """Above 128 elements NumPy sums the two halves (cut at a multiple of 8) and adds them.
-    Walked on an explicit stack: numba's on-disk cache does not keep recursive functions."""
+    """Above 128 elements NumPy sums the two halves (cut at a multiple of 8) and adds them:
+    walked by `_pairwise_rows` on a one-column view (rare here: 128 time steps and more)."""
     if n <= 128:
         return _block(a, lo, n)
-    los = np.empty(64, dtype=np.int64)
-    ns = np.empty(64, dtype=np.int64)
-    stage = np.zeros(64, dtype=np.int64)        # 0: fresh, 1: left half pending, 2: right half pending
-    left = np.empty(64)
-    right = np.empty(64)
-    los[0], ns[0], stage[0] = lo, n, 0
-    top = 0
-    while True:
-        n_top = ns[top]
-        half = n_top // 2
-        half -= half % 8
-        if n_top <= 128:
-            value = _block(a, los[top], n_top)
-        elif stage[top] == 0:
-            stage[top] = 1
-            top += 1
-            los[top], ns[top], stage[top] = los[top - 1], half, 0
-            continue
-        elif stage[top] == 1:
-            stage[top] = 2
-            top += 1
-            los[top], ns[top], stage[top] = los[top - 1] + half, n_top - half, 0
-            continue
-        else:
-            value = left[top] + right[top]
-        if top == 0:
-            return value
-        top -= 1
-        if stage[top] == 1:
-            left[top] = value
-        else:
-            right[top] = value
+    out = np.empty(1)
+    _pairwise_rows(a[lo: lo + n].reshape(n, 1), 0, n, out, np.empty((64, 1)), np.empty((64, 1)))
+    return out[0]
 
 
 @_kernel
@@ -197,8 +168,9 @@ def _block_rows(rows, lo, n, out):
 
 @_kernel
 def _pairwise_rows(rows, lo, n, out, left, right):
-    """`_pairwise` down the rows of a table, every column at once (the halving tree walked
-    on an explicit stack, as there)."""
+    """NumPy's pairwise sum down the rows of a table, every column at once: above 128 rows
+    the two halves (cut at a multiple of 8) summed and added, the halving tree walked on an
+    explicit stack (numba's on-disk cache does not keep recursive functions)."""
     if n <= 128:
         _block_rows(rows, lo, n, out)
         return

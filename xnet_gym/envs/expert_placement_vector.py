@@ -17,6 +17,7 @@ from ..instance import MEMORY_LIMIT_BYTES
 from ..placement import Placement
 from . import scoring
 from .action_space import MaskableDiscrete
+from .autoreset import check_vector_settings
 from .core import AssignmentCore
 from .episode import EpisodeConfig, episode_config
 from .generator import PlacementGenerator
@@ -25,9 +26,6 @@ from .observation import ObservationBuilder
 from .problem import LayerRows, Problem
 from .reward import REWARDS
 
-AUTORESET_MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP,
-                   AutoresetMode.NEXT_STEP.value: AutoresetMode.NEXT_STEP,
-                   AutoresetMode.SAME_STEP.value: AutoresetMode.SAME_STEP}
 INFO_KEYS = ("layer", "step_in_layer", "invalid_action", "invalid_actions", "latency_s", "analytic_latency_s",
              "ratio_to_analytic")
 
@@ -151,13 +149,7 @@ class ExpertPlacementVectorEnv(VectorEnv):
                  prefetch: bool = True, render_mode=None, **settings):
         self.episode = episode_config(type(self).__name__, scenario, episode, settings)
         self.num_envs = check_int(ScenarioError, "num_envs", num_envs, 1, 1 << 20)
-        if render_mode is not None:
-            raise field_error(ScenarioError, "render_mode", render_mode,
-                              "the batched env does not render; render one env made with gymnasium.make")
-        if isinstance(autoreset_mode, AutoresetMode):
-            autoreset_mode = autoreset_mode.value
-        check_choice(ScenarioError, "autoreset_mode", autoreset_mode, tuple(AUTORESET_MODES))
-        self.autoreset_mode = AUTORESET_MODES[autoreset_mode]
+        self.autoreset_mode = check_vector_settings(render_mode, autoreset_mode)
         self.metadata = {"autoreset_mode": self.autoreset_mode, "render_modes": []}
         self.render_mode = None
         reward_fn = REWARDS[check_choice(ScenarioError, "reward", reward, tuple(REWARDS))]()

@@ -9,10 +9,10 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ..errors import ActionError, ScenarioError, check_actions, check_choice, check_int, field_error
+from ..errors import ActionError, ScenarioError, check_actions, check_int, field_error
 from ..placement import Placement
+from .autoreset import check_vector_settings
 from .episode import EpisodeConfig
-from .expert_placement_vector import AUTORESET_MODES
 from .expert_refine import ExpertRefineEnv
 from .generator import Generator
 from .layout import DictLayout
@@ -87,13 +87,7 @@ class ExpertRefineVectorEnv(VectorEnv):
                  start="analytic", gain_observation=False, obs_layout="dict", generator: Generator | None = None,
                  autoreset_mode="next_step", render_mode=None, **settings):
         self.num_envs = check_int(ScenarioError, "num_envs", num_envs, 1, 1 << 16)
-        if render_mode is not None:
-            raise field_error(ScenarioError, "render_mode", render_mode,
-                              "the batched env does not render; render one env made with gymnasium.make")
-        if isinstance(autoreset_mode, AutoresetMode):
-            autoreset_mode = autoreset_mode.value
-        check_choice(ScenarioError, "autoreset_mode", autoreset_mode, tuple(AUTORESET_MODES))
-        self.autoreset_mode = AUTORESET_MODES[autoreset_mode]
+        self.autoreset_mode = check_vector_settings(render_mode, autoreset_mode)
         self.metadata = {"autoreset_mode": self.autoreset_mode, "render_modes": []}
         self.render_mode = None
         # The single env checks the arguments and owns the spaces, the generator and the core.
