@@ -20,6 +20,7 @@ import numpy as np
 
 from .instance import Instance
 from .placement import Placement
+from .set_values import worst_per_set
 
 
 def _legs(instance: Instance, gateways: np.ndarray, layers: np.ndarray, sats: np.ndarray):
@@ -100,28 +101,14 @@ def max_normaliser(counts: np.ndarray, n_t: int):
     return counts.sum(axis=-1) * n_t
 
 
-def _set_member_costs_s(leg_cost_s, expert_time_s, sats, sets, capacity) -> tuple[np.ndarray, tuple]:
-    """(N, k, m, n_t) each active set's members' legs plus back-to-back compute, and the lead shape."""
+def _per_set(leg_cost_s, expert_time_s, sats, sets, capacity, want_who):
+    """The compiled reduction (`set_values.worst_per_set`) over any leading axes."""
     n_t, E = leg_cost_s.shape[-2:]
     lead, (m, k) = sets.shape[:-2], sets.shape[-2:]
-    # Gather whole time rows (expert-major), member-major: (N, k*m, n_t). Row gathers and a max
-    # over a short outer axis are several times faster in NumPy than element gathers and a
-    # max over a last axis of length k; on big batches `take` on flat rows beats 2-D fancy
-    # indexing by ~1.5x.
     n = math.prod(lead)
-    members = np.swapaxes(sets, -1, -2).reshape(n, k * m)
-    rows = np.arange(n)[:, None]
-    if n * k * m * n_t > 1 << 16:          # batches: one contiguous copy, then flat row takes
-        by_expert = np.ascontiguousarray(np.swapaxes(leg_cost_s.reshape(n, n_t, E), 1, 2)).reshape(n * E, n_t)
-        legs = np.take(by_expert, (rows * E + members).ravel(), axis=0).reshape(n, k * m, n_t)
-    else:                                  # a few sets (a move's rescoring): no copy of every expert
-        legs = np.swapaxes(leg_cost_s.reshape(n, n_t, E), 1, 2)[rows, members]
-    compute = expert_time_s.reshape(n, E)[rows, members]
-    if capacity > 1:
-        s = sats.reshape(n, E)[rows, members].reshape(n, k, m)
-        compute = compute * (s[:, :, None, :] == s[:, None, :, :]).sum(axis=1).reshape(n, k * m)
-    legs += compute[..., None]                     # in place: a temporary here costs 4x the time
-    return legs.reshape(n, k, m, n_t), lead
+    column = np.broadcast_to(np.arange(E), (n, E))
+    return worst_per_set(leg_cost_s.reshape(n, n_t, E), expert_time_s.reshape(n, E), column, sats.reshape(n, E),
+                         sets.reshape(n, m, k), capacity, want_who), lead
 
 
 def stage_total_by_candidate_s(leg_cost_s: np.ndarray, candidate_time_s: np.ndarray, candidate_index: np.ndarray,
@@ -129,10 +116,14 @@ def stage_total_by_candidate_s(leg_cost_s: np.ndarray, candidate_time_s: np.ndar
                                probabilities: np.ndarray, top_k: int, objective: str, capacity: int):
     """`stage_total_s` of a batch of layers given per-candidate tables, leg_cost_s (B, n_t, C),
     candidate_time_s (B, C) and candidates (B, C), and each expert's candidate
-    `candidate_index` (B, E). The experts' legs are gathered with one flat `take` (several
-    times faster than `take_along_axis` on thousands of rows); the gather is exact, so the
-    result is `stage_total_s`'s, bit for bit."""
+    `candidate_index` (B, E). Under `max` the compiled reduction reads each member's legs
+    from its candidate's column (no gather); under `weighted` the experts' legs are gathered
+    with one flat `take`. Either way the result is `stage_total_s`'s, bit for bit."""
     B, n_t, C = leg_cost_s.shape
+    if objective == "max":
+        # Candidate indices stand for satellites: two experts share a satellite iff an index.
+        worst = worst_per_set(leg_cost_s, candidate_time_s, candidate_index, candidate_index, sets, capacity)
+        return max_total_s(worst, counts, n_t)
     rows = np.arange(B)
     where = (rows[:, None] * n_t + np.arange(n_t))[:, :, None] * C + candidate_index[:, None, :]     # (B, n_t, E)
     legs = np.take(np.ascontiguousarray(leg_cost_s).reshape(-1), where)
@@ -146,17 +137,17 @@ def worst_per_set_s(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.
     """(..., m) sum over time steps of each active set's slowest member (legs + back-to-back
     compute): the `max` objective before weighting by token counts. Each set's value depends
     only on its own members, bit for bit, so `LayerMoves` can recompute a few sets alone."""
-    costs, lead = _set_member_costs_s(leg_cost_s, expert_time_s, sats, sets, capacity)
-    return costs.max(axis=1).sum(axis=-1).reshape(*lead, sets.shape[-2])
+    worst, lead = _per_set(leg_cost_s, expert_time_s, sats, sets, capacity, False)
+    return worst.reshape(*lead, sets.shape[-2])
 
 
 def worst_and_slowest_per_set(leg_cost_s: np.ndarray, expert_time_s: np.ndarray, sats: np.ndarray,
                               sets: np.ndarray, capacity: int) -> tuple[np.ndarray, np.ndarray]:
     """`worst_per_set_s` (the same bits) and, from the same pass, (..., m, n_t) the position in
     each set (0..k-1) of its slowest member in each time step (the first on ties)."""
-    costs, lead = _set_member_costs_s(leg_cost_s, expert_time_s, sats, sets, capacity)
-    m, n_t = sets.shape[-2], costs.shape[-1]
-    return (costs.max(axis=1).sum(axis=-1).reshape(*lead, m), costs.argmax(axis=1).reshape(*lead, m, n_t))
+    (worst, who), lead = _per_set(leg_cost_s, expert_time_s, sats, sets, capacity, True)
+    m, n_t = sets.shape[-2], leg_cost_s.shape[-2]
+    return worst.reshape(*lead, m), who.reshape(*lead, m, n_t)
 
 
 @dataclass(frozen=True)

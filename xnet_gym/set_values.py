@@ -251,3 +251,52 @@ def neighbourhood_deltas(replaced, worst, counts, sets, assignment, by_expert, s
         for y in range(E):
             swap[x, y] = ((delta[x, assignment[y]] + delta[y, assignment[x]]) - both[x, y]) - both[y, x]
     return delta, swap
+
+
+@_kernel
+def _worst_rows(legs, time_s, column, sats, sets, capacity, worst, who, want_who):
+    """worst[n, s]: the sum over time steps of set s's slowest member in row n; who[n, s, t]
+    its position in the set (the first on ties), when `want_who`."""
+    n_rows, n_t = legs.shape[0], legs.shape[1]
+    m, k = sets.shape[1], sets.shape[2]
+    buf = np.empty(n_t)
+    extra = np.empty(k)
+    cols = np.empty(k, dtype=np.int64)
+    for n in range(n_rows):
+        for s in range(m):
+            for j in range(k):
+                e = sets[n, s, j]
+                cols[j] = column[n, e]
+                if capacity > 1:
+                    same = 0
+                    for q in range(k):
+                        if sats[n, sets[n, s, q]] == sats[n, e]:
+                            same += 1
+                    extra[j] = time_s[n, cols[j]] * same
+                else:
+                    extra[j] = time_s[n, cols[j]]
+            for t in range(n_t):
+                best = legs[n, t, cols[0]] + extra[0]
+                arg = 0
+                for j in range(1, k):
+                    v = legs[n, t, cols[j]] + extra[j]
+                    if v > best:
+                        best, arg = v, j
+                buf[t] = best
+                if want_who:
+                    who[n, s, t] = arg
+            worst[n, s] = _pairwise(buf, 0, n_t)
+
+
+def worst_per_set(leg_cost_s: np.ndarray, time_s: np.ndarray, column: np.ndarray, sats: np.ndarray,
+                  sets: np.ndarray, capacity: int, want_who: bool = False):
+    """(n, m) each active set's time-summed slowest member, and with `want_who` (n, m, n_t)
+    that member's position in its set (the first on ties). leg_cost_s (n, n_t, X) and
+    time_s (n, X) per column; column (n, E) each expert's column, sats (n, E) its satellite
+    (members on one satellite compute back to back when `capacity` > 1); sets (n, m, k)."""
+    n, m = sets.shape[0], sets.shape[1]
+    worst = np.empty((n, m))
+    who = np.empty((n, m, leg_cost_s.shape[1]) if want_who else (0, 0, 0), dtype=np.int64)
+    _worst_rows(np.ascontiguousarray(leg_cost_s), np.ascontiguousarray(time_s), np.ascontiguousarray(column),
+                np.ascontiguousarray(sats), np.ascontiguousarray(sets), int(capacity), worst, who, want_who)
+    return (worst, who) if want_who else worst

@@ -202,12 +202,18 @@ class CandidateMarginal(Feature):
 _NOTHING_PLACED = (np.zeros(0, dtype=np.int64),) * 4
 
 
+# Up to this many (set, candidate) pairs per episode the marginal is summed directly; above,
+# through a sort of the sets, O(M log M + C log M) a row: on real traces (M ~ 180 sets per
+# expert, C = 139) that is 15x less work; on `paper` (M = 7, C = 32) the direct sum wins.
+DENSE_MARGINAL_MAX = 2048
+
+
 @numba.njit(nogil=True, cache=True)
 def _marginal(index, weight, has_sets, cost, set_max, row, srow, expert, E, placed_row, placed_srow, placed_expert,
               placed_candidate):
-    """(N, C) sum_s w_s max(cn_c, r_s) = cn_c (W - W_>(c)) + sum_{s: r_s > cn_c} w_s r_s, over
-    the current expert's sets: sorted by r once, O(M log M + C log M) a row instead of M x C.
-    Sums in float64, then float32, capped at 1 (float32 weights sum to 1 only within
+    """(N, C) sum_s w_s max(cn_c, r_s) over the current expert's sets, directly or as
+    cn_c (W - W_>(c)) + sum_{s: r_s > cn_c} w_s r_s with the sets sorted by r once. Sums in
+    float64, then float32, capped at 1 (float32 weights sum to 1 only within
     rounding). An expert with no tokens reads its own cost."""
     # First the last step's placements: each raises its sets' slowest-so-far to its cost.
     for i in range(len(placed_row)):
@@ -233,6 +239,14 @@ def _marginal(index, weight, has_sets, cost, set_max, row, srow, expert, E, plac
         raised = np.empty(M, dtype=np.float32)
         for j in range(M):
             raised[j] = set_max[srow[i], index[at, j]]
+        if M * C <= DENSE_MARGINAL_MAX:           # few sets: the sum itself beats sorting them
+            for c in range(C):
+                x = np.float64(cn[c])
+                value = 0.0
+                for j in range(M):
+                    value += weight[at, j] * max(x, np.float64(raised[j]))
+                out[i, c] = min(np.float32(value), np.float32(1.0))
+            continue
         order = np.argsort(raised, kind="mergesort")
         for j in range(M):
             r[j] = raised[order[j]]
