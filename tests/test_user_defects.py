@@ -386,7 +386,8 @@ def test_the_capability_table_is_what_the_envs_declare():
         assert caps.table_row(env_id) in table, env_id            # the documented table is the declared one
     refine = capabilities("xnet_gym/ExpertRefine-v0")
     assert refine.refinement and refine.greedy and refine.gain_observation and refine.stop_action
-    assert capabilities("xnet_gym/ExpertPlacement-v0").batched and not refine.batched
+    assert capabilities("xnet_gym/ExpertPlacement-v0").batched and refine.batched
+    assert not capabilities("xnet_gym/ModelPlacement-v0").batched
     assert capabilities("xnet_gym/ExpertPlacement-v0").imitation_experts == ("analytic",)
     with pytest.raises(ScenarioError, match="env = 'CartPole-v1': declares no xnet_gym capabilities"):
         capabilities("CartPole-v1")
