@@ -13,6 +13,8 @@ Figures (random actions where an env is stepped; resets are counted, as in train
 - `batched-paper` / `batched-esft`: the batched env at N = 1,024, steps/s;
 - `refine-greedy`: ExpertRefine-v0 on `deepseek-esft-packed` (512 tokens, 8 time steps) with
   the gain observation, stepped by `greedy_action()`: steps/s;
+- `refine-batched`: the same on the batched ExpertRefine-v0 at N = 256 (`greedy_actions()`),
+  steps/s over all sub-envs (working tree only);
 - `steepest-s`: steepest descent (the `steepest-descent` solver) on packed ESFT, seconds per
   instance over 32 instances, one at a time;
 - `steepest-batched-s`: the same search on 256 instances in lockstep (`solve_many`), seconds
@@ -99,6 +101,14 @@ elif figure == "refine-greedy":
             if term or trunc:
                 env.reset()
     value = rate(run, 10)
+elif figure == "refine-batched":
+    venv = gym.make_vec("xnet_gym/ExpertRefine-v0", num_envs=256, vectorization_mode="vector_entry_point",
+                        gain_observation=True, **PACKED)
+    venv.reset(seed=0)
+    u = venv.unwrapped
+    def run():
+        venv.step(u.greedy_actions())
+    value = rate(run, 256)
 elif figure in ("steepest-s", "steepest-batched-s"):
     from xnet_gym.baselines import SteepestDescent
     items = packed_instances(32 if figure == "steepest-s" else 256)
@@ -114,7 +124,7 @@ print(json.dumps(value))
 '''
 
 FIGURES = ["cartpole", "single-paper", "single-esft", "batched-paper", "batched-esft", "refine-greedy",
-           "steepest-s", "steepest-batched-s"]
+           "refine-batched", "steepest-s", "steepest-batched-s"]
 SECONDS = {"steepest-s", "steepest-batched-s"}        # lower is better
 
 
@@ -169,6 +179,13 @@ def main() -> None:
         single, many = best.get(("single-esft", side)), best.get(("batched-esft", side))
         if single and many:
             print(f"{side}: batched-esft = {many / single:.1f} x single-esft")
+    for side in ("baseline", "now"):
+        single, many = best.get(("refine-greedy", side)), best.get(("refine-batched", "now"))
+        if single and many:
+            print(f"refine-batched (now) = {many / single:.1f} x refine-greedy ({side})")
+        one, lock = best.get(("steepest-s", side)), best.get(("steepest-batched-s", "now"))
+        if one and lock:
+            print(f"steepest-batched-s (now) = {lock / one:.2f} x steepest-s ({side})")
 
 
 if __name__ == "__main__":
