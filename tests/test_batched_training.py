@@ -56,7 +56,8 @@ def test_the_adapter_needs_same_step_autoreset_and_the_cli_checks_vec(tmp_path):
     with pytest.raises(XnetError, match="autoreset_mode = 'NextStep'"):
         BatchedVecEnv(ExpertPlacementVectorEnv(2, scenario="tiny"))
     with pytest.raises(XnetError, match="--vec = 'batched'"):
-        train("xnet_gym/ModelPlacement-v0", "tiny", timesteps=10, out=tmp_path / "x", hyperparameters={"vec": "batched"})
+        train("xnet_gym/ModelPlacement-v0", "tiny", timesteps=10, out=tmp_path / "x",
+              hyperparameters={"vec": "batched"})
     with pytest.raises(XnetError, match="--vec = 'batched'"):
         train(EXPERT, "tiny", algo="ppo", timesteps=10, out=tmp_path / "x", hyperparameters={"vec": "batched"})
 
