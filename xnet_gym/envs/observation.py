@@ -180,10 +180,12 @@ class CandidateMarginal(Feature):
         weight = np.zeros((B * E, M), dtype=np.float32)
         index[row, position] = j
         weight[row, position] = csr_weight
-        return index, weight, per > 0, normalised_cost(rows), m + 1
+        cost = normalised_cost(rows)
+        by_cost = np.argsort(cost, axis=1, kind="stable")                          # (B, C) cheapest first
+        return index, weight, per > 0, cost, by_cost, np.take_along_axis(cost, by_cost, axis=1), m + 1
 
     def start(self, tables, state, spec):
-        self._index, self._weight, self._has_sets, self._cost, n_sets = tables
+        self._index, self._weight, self._has_sets, self._cost, self._by_cost, self._sorted_cost, n_sets = tables
         self._E = spec.n_experts
         self._set_max = np.zeros((state.n_envs * state.n_rows, n_sets), dtype=np.float32)
         self._placed = _NOTHING_PLACED
@@ -195,8 +197,8 @@ class CandidateMarginal(Feature):
 
     def value(self, state):
         placed, self._placed = self._placed, _NOTHING_PLACED
-        return _marginal(self._index, self._weight, self._has_sets, self._cost, self._set_max, state.row,
-                         state.srow, state.expert, self._E, *placed)
+        return _marginal(self._index, self._weight, self._has_sets, self._cost, self._by_cost, self._sorted_cost,
+                         self._set_max, state.row, state.srow, state.expert, self._E, *placed)
 
 
 _NOTHING_PLACED = (np.zeros(0, dtype=np.int64),) * 4
@@ -209,12 +211,14 @@ DENSE_MARGINAL_MAX = 2048
 
 
 @numba.njit(nogil=True, cache=True)
-def _marginal(index, weight, has_sets, cost, set_max, row, srow, expert, E, placed_row, placed_srow, placed_expert,
-              placed_candidate):
+def _marginal(index, weight, has_sets, cost, by_cost, sorted_cost, set_max, row, srow, expert, E, placed_row,
+              placed_srow, placed_expert, placed_candidate):
     """(N, C) sum_s w_s max(cn_c, r_s) over the current expert's sets, directly or as
-    cn_c (W - W_>(c)) + sum_{s: r_s > cn_c} w_s r_s with the sets sorted by r once. Sums in
-    float64, then float32, capped at 1 (float32 weights sum to 1 only within
-    rounding). An expert with no tokens reads its own cost."""
+    cn_c (W - W_>(c)) + sum_{s: r_s > cn_c} w_s r_s: each set falls in the bucket of the
+    candidates (cheapest first, precomputed per row) it lies above, one binary search each,
+    and one pass down the candidates sums the buckets, O(M log C + C) a row. Sums in
+    float64, then float32, capped at 1 (float32 weights sum to 1 only within rounding). An
+    expert with no tokens reads its own cost."""
     # First the last step's placements: each raises its sets' slowest-so-far to its cost.
     for i in range(len(placed_row)):
         r, sr = placed_row[i], placed_srow[i]
@@ -226,46 +230,46 @@ def _marginal(index, weight, has_sets, cost, set_max, row, srow, expert, E, plac
     N, C = len(row), cost.shape[1]
     M = index.shape[1]
     out = np.empty((N, C), dtype=np.float32)
-    r = np.empty(M)
-    w = np.empty(M)
-    tail_w = np.empty(M + 1)
-    tail_wr = np.empty(M + 1)
+    bucket_w = np.empty(C + 1)
+    bucket_wr = np.empty(C + 1)
     for i in range(N):
         at = row[i] * E + expert[i]
         cn = cost[row[i]]
         if not has_sets[at]:
             out[i] = cn
             continue
-        raised = np.empty(M, dtype=np.float32)
-        for j in range(M):
-            raised[j] = set_max[srow[i], index[at, j]]
-        if M * C <= DENSE_MARGINAL_MAX:           # few sets: the sum itself beats sorting them
+        if M * C <= DENSE_MARGINAL_MAX:           # few sets: the sum itself beats the buckets
             for c in range(C):
                 x = np.float64(cn[c])
                 value = 0.0
                 for j in range(M):
-                    value += weight[at, j] * max(x, np.float64(raised[j]))
+                    value += weight[at, j] * max(x, np.float64(set_max[srow[i], index[at, j]]))
                 out[i, c] = min(np.float32(value), np.float32(1.0))
             continue
-        order = np.argsort(raised, kind="mergesort")
+        # Set s lies above the p cheapest candidates (cn < r_s): bucket p.
+        bucket_w[:] = 0.0
+        bucket_wr[:] = 0.0
+        total_w = 0.0
+        ordered = sorted_cost[row[i]]
         for j in range(M):
-            r[j] = raised[order[j]]
-            w[j] = weight[at, order[j]]
-        # Suffix sums from set j on, with a zero past the end: what lies above the split.
-        tail_w[M] = 0.0
-        tail_wr[M] = 0.0
-        acc_w = 0.0
-        acc_wr = 0.0
-        for j in range(M - 1, -1, -1):
-            acc_w += w[j]
-            acc_wr += w[j] * r[j]
-            tail_w[j] = acc_w
-            tail_wr[j] = acc_wr
-        for c in range(C):
-            x = np.float64(cn[c])
-            split = np.searchsorted(r, x, side="right")                        # sets with r <= cn_c
-            value = x * (tail_w[0] - tail_w[split]) + tail_wr[split]
-            out[i, c] = min(np.float32(value), np.float32(1.0))
+            w = np.float64(weight[at, j])
+            if w == 0.0:
+                continue
+            r = set_max[srow[i], index[at, j]]
+            p = np.searchsorted(ordered, r, side="left")
+            bucket_w[p] += w
+            bucket_wr[p] += w * np.float64(r)
+            total_w += w
+        # Down the candidates, most expensive first: the sets above candidate q are those in
+        # buckets past q.
+        above_w = 0.0
+        above_wr = 0.0
+        for q in range(C - 1, -1, -1):
+            above_w += bucket_w[q + 1]
+            above_wr += bucket_wr[q + 1]
+            x = np.float64(ordered[q])
+            value = x * (total_w - above_w) + above_wr
+            out[i, by_cost[row[i], q]] = min(np.float32(value), np.float32(1.0))
     return out
 
 
