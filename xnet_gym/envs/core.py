@@ -64,7 +64,7 @@ class AssignmentCore:
     def cheapest_free(self) -> np.ndarray:
         """(N,) the cheapest candidate with a free seat in each episode's current row: where a
         masked-out action goes, and the closed form's fall-back."""
-        return np.argmin(np.where(self.mask, self.rows.cost_s[self.state.row], np.inf), axis=1)
+        return _cheapest_free_all(self.mask, self.rows.cost_s, self.state.row)
 
     def analytic_actions(self) -> np.ndarray:
         """(N,) the closed form's candidate for each current expert, or the cheapest free seat
@@ -123,13 +123,32 @@ class AssignmentCore:
 
 
 @numba.njit(nogil=True, cache=True)
+def _cheapest_free(mask, cost_s):
+    """The cheapest candidate with a free seat (the first on ties); never called on a row
+    with none (a mask is never all False mid-episode)."""
+    best, a = np.inf, -1
+    for c in range(len(mask)):
+        if mask[c] and cost_s[c] < best:
+            best, a = cost_s[c], c
+    return a
+
+
+@numba.njit(nogil=True, cache=True)
+def _cheapest_free_all(mask, cost_s, row):
+    out = np.empty(len(row), dtype=np.int64)
+    for i in range(len(row)):
+        out[i] = _cheapest_free(mask[i], cost_s[row[i]])
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
 def _assign(actions, mask, mask_f, cost_s, order, row, srow, expert, candidate_index, count, occupancy, capacity,
             invalid_count, next_j, a_out, placed, invalid):
     """Every episode's placement, in one pass: a masked-out action goes to the cheapest free
     candidate (the first on ties, as `cheapest_free`), the seat is taken, a full candidate
     leaves the mask, and the next expert of the row (next_j >= 0) becomes current. Returns
     the number of invalid actions."""
-    N, C = mask.shape
+    N = mask.shape[0]
     n_invalid = 0
     for i in range(N):
         a = actions[i]
@@ -137,10 +156,7 @@ def _assign(actions, mask, mask_f, cost_s, order, row, srow, expert, candidate_i
         if invalid[i]:
             n_invalid += 1
             invalid_count[i] += 1
-            best = np.inf
-            for c in range(C):
-                if mask[i, c] and cost_s[row[i], c] < best:
-                    best, a = cost_s[row[i], c], c
+            a = _cheapest_free(mask[i], cost_s[row[i]])
         a_out[i] = a
         placed[i] = expert[i]
         r = srow[i]
