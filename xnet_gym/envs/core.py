@@ -24,6 +24,10 @@ from .reward import INVALID_ACTION_PENALTY, SparseReward
 
 
 class AssignmentCore:
+    """N episodes of sequential assignment in lockstep: `start` them on a block of rows,
+    `step` them with one action each, `observe` them, `finish` them with their scores. The
+    Gymnasium env drives one, the batched vector env N."""
+
     state: AssignmentState          # set by `start`
 
     def __init__(self, spec: ProblemSpec, builder: ObservationBuilder, reward: SparseReward):
