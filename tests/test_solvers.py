@@ -130,3 +130,15 @@ def test_best_known_by_steepest_descent_is_each_instance_solved_alone():
         alone = baselines.for_layer("steepest-descent", layer, 0, None).solve(problem.instance)
         assert scoring.objective_s(problem, alone) == latency
         assert latency < problem.reference_s
+
+
+def test_steepest_descent_in_lockstep_refuses_a_layer_list_per_instance_that_does_not_fit():
+    from xnet_gym.baselines.steepest_descent import SteepestDescent
+
+    instances = [tiny_variant(seed=0), tiny_variant(seed=1)]
+    with pytest.raises(ScenarioError, match=r"layers_each = \[\[0\]\]: must be one layer list \(or None\) per"):
+        SteepestDescent().solve_many(instances, layers_each=[[0]])
+    with pytest.raises(ScenarioError, match="threads = 0"):
+        SteepestDescent().solve_many(instances, threads=0)
+    with pytest.raises(ScenarioError, match="layers"):
+        SteepestDescent().solve_many(instances, layers_each=[[0], [-1]])

@@ -212,8 +212,8 @@ class LayerMoves:
         return move_s, swap_s
 
     def _replaced_now(self) -> np.ndarray:
-        """`latency.worst_per_set_replaced_s` of the current assignment (the same bits),
-        rescoring only the sets that changes made stale since it was last read."""
+        """(m, k, C) every set's value with member i on candidate c (`set_values.replaced_values`)
+        for the current assignment, rescoring only the sets changes made stale since the last read."""
         if self._replaced is None:
             m, k = self._sets.shape
             self._replaced = np.empty((m, k, self._legs.shape[1]))

@@ -1,14 +1,15 @@
-"""The evaluator's per-set reduction under `max`, compiled, for refinement's neighbourhood.
+"""The evaluator's per-set reduction under `max`, compiled: the one implementation.
 
 An active set's value is the sum over time steps of its slowest member's stage cost,
-`leg(t, s_e) + m_e * t_expert(s_e)` (`latency.worst_per_set_s`). Refinement scores the whole
-neighbourhood of a placement, every member of every set put on every candidate
-(`latency.worst_per_set_replaced_s`), at every step. These kernels compute the same numbers
-for any subset of the sets (a step only changes the sets that hold a moved expert) and for a
-batch of layers in one call. They are not a second evaluator: every entry is the same
-maximum over the same IEEE sums, and the sum over time steps is NumPy's own pairwise
-summation, replayed (`pairwise_sum`), so each value is the same bits as the NumPy function.
-`tests/test_set_values.py` holds them to it, and to brute force.
+`leg(t, s_e) + m_e * t_expert(s_e)`. `worst_per_set` computes it for a batch of layers; every
+`max`-objective score in `xnet_gym.latency` goes through it. Refinement scores the whole
+neighbourhood of a placement, every member of every set put on every candidate, at every
+step: `replaced_values` computes those values for any subset of the sets (a step changes
+only the sets that hold a moved expert), with the same per-member costs, the same maximum
+and the same sum, so each entry is the bits `worst_per_set` gives the changed placement.
+Sums replay NumPy's pairwise order (`pairwise_sum`), the order the NumPy code these kernels
+replaced used, so scores kept their bits. `tests/test_set_values.py` holds them to NumPy's
+sums and every neighbourhood entry to brute force.
 """
 
 from __future__ import annotations
@@ -129,8 +130,8 @@ def _replaced_rows(legs_t, time_s, a, sets, capacity, set_ids, out, scratch):
 def replaced_values(legs_t: np.ndarray, time_s: np.ndarray, assignment: np.ndarray, sets: np.ndarray,
                     capacity: int, set_ids: np.ndarray, out: np.ndarray) -> None:
     """Write `out[s, i, c]` (float64 (m, k, C)) for every set `s` in `set_ids`: the set's value
-    with member i put on candidate c, the rest in place (`latency.worst_per_set_replaced_s`,
-    the same bits). legs_t (C, n_t) both legs per candidate and time step; time_s (C,) one
+    with member i put on candidate c, the rest in place (the bits `worst_per_set` gives the
+    changed placement). legs_t (C, n_t) both legs per candidate and time step; time_s (C,) one
     expert's compute; assignment (E,) candidate of each expert; sets (m, k)."""
     scratch = np.empty((3, legs_t.shape[1]))
     _replaced_rows(legs_t, time_s, assignment, sets, int(capacity), set_ids, out, scratch)

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from xnet_gym.analytic import analytic_placement
-from xnet_gym.errors import ScenarioError, check_int
+from xnet_gym.errors import ScenarioError, check_int, field_error
 from xnet_gym.instance import Instance
 from xnet_gym.moves import LayerMoves
 from xnet_gym.placement import Placement
@@ -59,6 +59,9 @@ class SteepestDescent:
         if layers_each is None:
             layers = [layers_to_search(self.layers, inst) for inst in instances]
         else:
+            if isinstance(layers_each, (str, bytes)) or len(layers_each) != len(instances):
+                raise field_error(ScenarioError, "layers_each", layers_each,
+                                  f"must be one layer list (or None) per instance: {len(instances)} of them")
             layers = [layers_to_search(check_layers(ls), inst) for ls, inst in zip(layers_each, instances)]
         for round_ in range(max((len(ls) for ls in layers), default=0)):       # the k-th layer of each
             todo = [i for i, ls in enumerate(layers) if round_ < len(ls)]

@@ -33,20 +33,9 @@ def stage_latency_of_index(rows: LayerRows, candidate_index: np.ndarray, spec: P
     `candidate_index[b, e]`: the closed form's reference (`build_rows`) and the batched env's
     final scores go through this one call (`latency.stage_total_by_candidate_s`, the same
     bits as `stage_latency_s` on the gathered experts)."""
-    # In blocks of rows: each block's gathered member costs (rows x k*m x time steps) stay in
-    # the CPU cache, 1.6x faster than one pass over thousands of rows; rows are independent,
-    # so the bits are the same.
-    out = np.empty(len(rows))
-    for start in range(0, len(rows), SCORE_BLOCK_ROWS):
-        block = slice(start, start + SCORE_BLOCK_ROWS)
-        out[block] = stage_total_by_candidate_s(
-            rows.leg_cost_s[block], rows.candidate_time_s[block], candidate_index[block], rows.candidates[block],
-            rows.sets[block], rows.counts[block], rows.probabilities[block], spec.top_k, spec.objective,
-            spec.capacity)
-    return out
-
-
-SCORE_BLOCK_ROWS = 512
+    return stage_total_by_candidate_s(rows.leg_cost_s, rows.candidate_time_s, candidate_index, rows.candidates,
+                                      rows.sets, rows.counts, rows.probabilities, spec.top_k, spec.objective,
+                                      spec.capacity)
 
 
 def token_latency_s(instance: Instance, placement: Placement) -> float:
