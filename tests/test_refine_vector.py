@@ -103,14 +103,17 @@ def test_bad_input_is_refused_at_the_boundary():
     with pytest.raises(ActionError, match="before reset"):
         venv.step(np.array([0, 0]))
     venv.reset(seed=0)
-    with pytest.raises(ActionError):
+    with pytest.raises(ActionError, match=r"actions: shape \(1,\); expected \(2,\)"):
         venv.step(np.array([0]))
-    with pytest.raises(ActionError):
+    n = venv.unwrapped.single_action_space.n
+    with pytest.raises(ActionError, match=rf"actions\[1\] = 1000000000: must be an integer in \[0, {n - 1}\]"):
         venv.step(np.array([0, 10 ** 9]))
-    with pytest.raises(ScenarioError, match="reset options"):
+    with pytest.raises(ScenarioError, match=r"reset options = \['layer'\]: none are taken"):
         venv.reset(options={"layer": 1})
-    with pytest.raises(ScenarioError, match="num_envs"):
+    with pytest.raises(ScenarioError, match="num_envs = 0"):
         make(0)
+    with pytest.raises(ScenarioError, match="autoreset_mode = 'disabled'"):
+        make(2, autoreset_mode="disabled")
 
 
 def test_training_on_the_batched_refinement_env_imitates_steepest_descent(tmp_path):
