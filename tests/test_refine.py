@@ -13,9 +13,8 @@ from xnet_gym.baselines.refine_adapter import HillClimbPlayer, RefineSolverPlaye
 from xnet_gym.envs import scoring
 from xnet_gym.errors import ActionError, PlacementError, ScenarioError
 from xnet_gym.instance import build_instance
-from xnet_gym.latency import evaluate, evaluate_stages, leg_costs_s, worst_per_set_s
+from xnet_gym.latency import evaluate, evaluate_stages, leg_costs_s
 from xnet_gym.moves import LayerMoves
-from xnet_gym.set_values import replaced_values
 
 REFINE = "xnet_gym/ExpertRefine-v0"
 PRESETS = ["tiny", "paper", "deepseek-esft", "deepseek-esft-packed", "kuiper-630", "starlink-tle"]
@@ -248,29 +247,6 @@ def test_bottleneck_share_by_brute_force_over_tokens_and_time_steps():
                 active[members] += 1
         np.testing.assert_allclose(moves.bottleneck_share(), np.divide(slow, active, out=np.zeros_like(slow),
                                                                        where=active > 0), atol=1e-12)
-
-
-@pytest.mark.parametrize("capacity", [1, 2, 3])
-def test_every_member_on_every_candidate_equals_worst_per_set_by_brute_force(capacity):
-    """`set_values.replaced_values` (refinement's neighbourhood) against `worst_per_set_s` of
-    each changed placement, entry by entry: same bits, with back-to-back compute when members
-    share a satellite."""
-    rng = np.random.default_rng(capacity)
-    E, C, k, m, n_t = 10, 8 if capacity > 1 else 14, 3, 25, 4
-    legs, time_s = rng.random((n_t, C)), 0.3 * rng.random(C)
-    seats = np.repeat(np.arange(C), capacity)
-    a = seats[rng.permutation(len(seats))[:E]]
-    sets = np.array([rng.choice(E, k, replace=False) for _ in range(m)])
-    got = np.full((m, k, C), np.nan)
-    replaced_values(np.ascontiguousarray(legs.T), time_s, a, sets, capacity, np.arange(m), got)
-    want = np.empty_like(got)
-    for s in range(m):
-        for i in range(k):
-            for c in range(C):
-                b = a.copy()
-                b[sets[s, i]] = c
-                want[s, i, c] = worst_per_set_s(legs[:, b], time_s[b], b, sets[s:s + 1], capacity)[0]
-    np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("scenario,kwargs", [("tiny", {}), ("tiny", {"objective": "weighted"}),
