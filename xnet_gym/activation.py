@@ -22,6 +22,8 @@ import numpy as np
 from .atomic import atomic_write
 from .errors import TraceError, field_error
 
+MAX_TOKENS = 10_000_000         # tokens of one activation profile
+
 
 @dataclass(frozen=True, eq=False)
 class ActivationTrace:

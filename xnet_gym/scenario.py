@@ -1,5 +1,5 @@
 """Scenarios: one TOML file = constellation + links + model + compute + activation + placement
-+ evaluation (the model in docs/model.md). Presets ship in `xnet_gym/scenarios/*.toml`.
++ evaluation, and for online re-placement workload + migration (the model in docs/model.md). Presets ship in `xnet_gym/scenarios/*.toml`.
 
 Every spec checks its own fields in `__post_init__` (so `dataclasses.replace` re-checks them)
 and is the one place its defaults are written; loading a file adds only the unknown-key and
@@ -20,9 +20,12 @@ from typing import Literal, get_args
 from .atomic import atomic_write_text
 from .constellation import MAX_ALTITUDE_KM, MAX_DISTANCE_KM, WalkerSpec
 from .errors import ScenarioError, check_choice, check_int, check_number, field_error
+from .activation import MAX_TOKENS
 from .layers import check_seats
+from .migration import MigrationSpec
 from .moe import MoESpec, model_preset
 from .topology import LinkSpec
+from .workload import WorkloadSpec
 
 PRESET_DIR = Path(__file__).parent / "scenarios"
 SOURCES = ("zipf", "clustered", "trace")
@@ -33,7 +36,6 @@ Route = Literal["forward", "return"]
 OBJECTIVES: tuple[str, ...] = get_args(Objective)
 ROUTES: tuple[str, ...] = get_args(Route)
 GFLOPS_RANGE = (1e-3, 1e9)      # an effective rate in GFLOPS: a microcontroller to a data centre
-MAX_TOKENS = 10_000_000         # tokens of one activation profile
 MAX_TIME_STEPS = 100_000
 
 
@@ -150,6 +152,8 @@ class Scenario:
     activation: ActivationSpec = field(default_factory=ActivationSpec)
     placement: PlacementSpec = field(default_factory=PlacementSpec)
     evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
+    workload: WorkloadSpec | None = None       # ExpertReplace-v0's drifting windows; None: static serving
+    migration: MigrationSpec = field(default_factory=MigrationSpec)
     description: str = ""
     model_preset: str | None = None
     base_dir: str = "."
@@ -158,9 +162,12 @@ class Scenario:
         check_int(ScenarioError, "seed", self.seed, 0, MAX_SCENARIO_SEED)
         for key, kind in (("constellation", (WalkerSpec, TleSpec)), ("model", MoESpec), ("links", LinkSpec),
                           ("compute", ComputeSpec), ("activation", ActivationSpec),
-                          ("placement", PlacementSpec), ("evaluation", EvaluationSpec)):
+                          ("placement", PlacementSpec), ("evaluation", EvaluationSpec),
+                          ("migration", MigrationSpec)):
             if not isinstance(getattr(self, key), kind):
                 raise field_error(ScenarioError, key, type(getattr(self, key)).__name__, "wrong spec type")
+        if self.workload is not None and not isinstance(self.workload, WorkloadSpec):
+            raise field_error(ScenarioError, "workload", type(self.workload).__name__, "wrong spec type")
         _check_fits(self)
 
     def with_evaluation(self, **changes) -> Scenario:
@@ -234,11 +241,17 @@ def _model(t: dict) -> tuple[MoESpec, str | None]:
     return _spec(MoESpec, {"name": "custom", **t}, "model"), None
 
 
+def _workload(t) -> WorkloadSpec:
+    if isinstance(t, dict):
+        t = {k: tuple(v) if isinstance(v, list) else v for k, v in t.items()}
+    return _spec(WorkloadSpec, t, "workload")
+
+
 def scenario_from_dict(data: dict, base_dir=".") -> Scenario:
     if not isinstance(data, dict):
         raise field_error(ScenarioError, "scenario", data, "must be a table")
     allowed = ("name", "seed", "description", "constellation", "links", "model", "compute", "activation",
-               "placement", "evaluation")
+               "placement", "evaluation", "workload", "migration")
     unknown = sorted(set(data) - set(allowed))
     if unknown:
         raise field_error(ScenarioError, unknown[0], data[unknown[0]],
@@ -261,6 +274,8 @@ def scenario_from_dict(data: dict, base_dir=".") -> Scenario:
                     activation=_spec(ActivationSpec, data.get("activation", {}), "activation"),
                     placement=_spec(PlacementSpec, data.get("placement", {}), "placement"),
                     evaluation=_spec(EvaluationSpec, data.get("evaluation", {}), "evaluation"),
+                    workload=_workload(data["workload"]) if "workload" in data else None,
+                    migration=_spec(MigrationSpec, data.get("migration", {}), "migration"),
                     base_dir=str(base_dir))
 
 
@@ -326,6 +341,13 @@ def _table(name: str, values: dict) -> str:
     return "\n".join(lines)
 
 
+def _absolute_source(sc: Scenario, source: str) -> str:
+    """A workload source as written to a saved file: paths made absolute, like [activation]'s."""
+    if source == "scenario" or source.startswith("zipf:"):
+        return source
+    return str(sc.resolve(source).resolve())
+
+
 def _to_toml(sc: Scenario) -> str:
     head = [f"name = {_toml_value(sc.name)}", f"seed = {sc.seed}"]
     if sc.description:
@@ -342,6 +364,10 @@ def _to_toml(sc: Scenario) -> str:
              _table("model", model), _table("compute", dataclasses.asdict(sc.compute)),
              _table("activation", act), _table("placement", dataclasses.asdict(sc.placement)),
              _table("evaluation", dataclasses.asdict(sc.evaluation))]
+    if sc.workload is not None:
+        parts.append(_table("workload", {**dataclasses.asdict(sc.workload),
+                                         "sources": [_absolute_source(sc, x) for x in sc.workload.sources]}))
+    parts.append(_table("migration", dataclasses.asdict(sc.migration)))
     return "\n\n".join(parts) + "\n"
 
 

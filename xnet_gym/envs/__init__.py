@@ -14,6 +14,7 @@ from .expert_placement import ExpertPlacementEnv
 from .expert_placement_vector import ExpertPlacementVectorEnv
 from .expert_refine import ExpertRefineEnv
 from .expert_refine_vector import ExpertRefineVectorEnv
+from .expert_replace import ExpertReplaceEnv
 from .generator import Generator, PlacementGenerator, ReplayProblem
 from .model_placement import ModelPlacementEnv
 from .observation import DEFAULT_FEATURES, Feature, ObservationBuilder
@@ -42,6 +43,9 @@ def register_envs() -> None:
         # Ends by itself within `max_moves` steps (a kwarg), so no TimeLimit is stacked on it.
         register(id="xnet_gym/ExpertRefine-v0", entry_point="xnet_gym.envs:ExpertRefineEnv",
                  vector_entry_point="xnet_gym.envs:ExpertRefineVectorEnv")
+    if "xnet_gym/ExpertReplace-v0" not in registry:
+        # Ends by itself after its windows (at most W * (max_moves + 1) steps).
+        register(id="xnet_gym/ExpertReplace-v0", entry_point="xnet_gym.envs:ExpertReplaceEnv")
 
 
 __all__ = [
@@ -53,6 +57,7 @@ __all__ = [
     "ExpertPlacementVectorEnv",
     "ExpertRefineEnv",
     "ExpertRefineVectorEnv",
+    "ExpertReplaceEnv",
     "Feature",
     "Generator",
     "LayerRows",

@@ -9,6 +9,7 @@ env is one class with its own `capabilities` and no hunt through the callers.
 | `ExpertPlacement-v0` | no | no | no | no | yes | analytic |
 | `ModelPlacement-v0` | no | no | no | no | no | analytic |
 | `ExpertRefine-v0` | yes | yes | yes | yes | yes | greedy |
+| `ExpertReplace-v0` | no | no | yes | yes | no | greedy |
 """
 
 from __future__ import annotations

@@ -213,10 +213,11 @@ class Problem:
     @classmethod
     def from_instance(cls, instance: Instance, layers=None, *, gateways=None, scope: str | None = None,
                       expert_order: str = "index", rng: np.random.Generator | None = None,
-                      spec: ProblemSpec | None = None) -> Problem:
+                      spec: ProblemSpec | None = None, base_experts: np.ndarray | None = None) -> Problem:
         """The problem of placing `layers` (default: every layer, scope "token") of an
         instance, on all of its time steps and its whole trace. What a custom generator
-        returns (see `generator.Generator`)."""
+        returns (see `generator.Generator`). `base_experts` (L, E): the other layers' experts
+        (default: the closed form's, computed for every layer)."""
         spec = spec or ProblemSpec.of(instance)
         own = ProblemSpec.of(instance)
         if dataclasses.replace(own, n_candidates_max=spec.n_candidates_max, max_rate_flops=spec.max_rate_flops) \
@@ -239,7 +240,8 @@ class Problem:
         steps = np.broadcast_to(np.arange(len(instance.time_steps)), (len(layers), len(instance.time_steps)))
         rows = build_rows(spec, layers, tables, steps, sets, counts, expert_order=expert_order, rng=rng,
                           score_stages=scope == "stage", time_steps_are_columns=True)
-        return finish_problem(rows, 0, len(rows), g, analytic_placement(instance, g).experts, scope, spec,
+        base = analytic_placement(instance, g).experts if base_experts is None else base_experts
+        return finish_problem(rows, 0, len(rows), g, base, scope, spec,
                               functools.partial(fixed_instance, instance))
 
 
