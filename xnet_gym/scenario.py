@@ -1,5 +1,6 @@
 """Scenarios: one TOML file = constellation + links + model + compute + activation + placement
-+ evaluation, and for online re-placement workload + migration (the model in docs/model.md). Presets ship in `xnet_gym/scenarios/*.toml`.
++ evaluation, and for online re-placement workload + migration (the model in docs/model.md).
+Presets ship in `xnet_gym/scenarios/*.toml`.
 
 Every spec checks its own fields in `__post_init__` (so `dataclasses.replace` re-checks them)
 and is the one place its defaults are written; loading a file adds only the unknown-key and
@@ -17,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
+from .activation import MAX_TOKENS
 from .atomic import atomic_write_text
 from .constellation import MAX_ALTITUDE_KM, MAX_DISTANCE_KM, WalkerSpec
 from .errors import ScenarioError, check_choice, check_int, check_number, field_error
-from .activation import MAX_TOKENS
 from .layers import check_seats
 from .migration import MigrationSpec
 from .moe import MoESpec, model_preset

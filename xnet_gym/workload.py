@@ -119,7 +119,7 @@ def load_sources(spec: WorkloadSpec, scenario, scenario_trace: ActivationTrace,
                  rng: np.random.Generator) -> Sources:
     """Each source's trace, checked against the model and against the window sizes.
     `scenario_trace` is the scenario's own routing; synthetic sources draw from `rng`."""
-    from .instance import check_trace_fits      # instance imports scenario, which imports nothing here
+    from .instance import check_trace_fits  # instance imports scenario, which imports this module
 
     m = scenario.model
     traces, starts = [], []

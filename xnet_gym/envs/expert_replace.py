@@ -86,15 +86,15 @@ class ExpertReplaceEnv(gym.Env):
     | `expert_rank` | (E,) | popularity rank / E in the history (0 = most active) | [0, 1] |
     | `expert_bottleneck` | (E,) | share of its token-time-steps as its set's slowest member (estimate) | [0, 1] |
     | `assignment` | (E*C,) | one-hot, row-major by expert: each expert's candidate now | {0, 1} |
-    | `candidate_cost` | (C,) | expected stage cost of each candidate over the coming window, min-max normalised | [0, 1] |
+    | `candidate_cost` | (C,) | expected stage cost per candidate, coming window, min-max normalised | [0, 1] |
     | `candidate_occupancy` | (C,) | experts on the candidate / capacity | [0, 1] |
-    | `progress` | (3,) | moves left / `max_moves`; current and best estimate / the estimate's closed form, clipped at 16 | [0, 16] |
+    | `progress` | (3,) | moves left / `max_moves`; current and best estimate / its closed form's (clip 16) | [0, 16] |
     | `pooled_probability` | (E,) | activation probability over every token served so far | [0, 1] |
     | `coactivation` | (E*E,) | P(f active given e active) in the history, row-major | [0, 1] |
     | `moved` | (E,) | 1 where the expert is away from the window's start placement | {0, 1} |
-    | `window` | (4,) | windows served / W; sin and cos of the orbit phase at the coming window; budget left / budget | [-1, 1] |
+    | `window` | (4,) | windows served / W; sin, cos of the coming window's orbit phase; budget left share | [-1, 1] |
     | `action_mask` | (A,) | 1 where the action is valid | {0, 1} |
-    | `action_gain` | (A,) | with `gain_observation=True`: each action's exact gain on the estimate / its closed form | [-1, 1] |
+    | `action_gain` | (A,) | `gain_observation=True`: each action's gain on the estimate / its closed form | [-1, 1] |
 
     ## Rewards
 
@@ -148,6 +148,7 @@ class ExpertReplaceEnv(gym.Env):
                                                                "workload=... or a drift preset")
         mg = _override(MigrationSpec, sc.migration, migration, "migration")
         self.scenario = sc = dataclasses.replace(sc, workload=wl, migration=mg)
+        self.workload, self.migration = wl, mg
         self.split = check_choice(ScenarioError, "split", split, SPLITS)
         if render_mode is not None:
             check_choice(ScenarioError, "render_mode", render_mode, self.metadata["render_modes"])
@@ -210,10 +211,14 @@ class ExpertReplaceEnv(gym.Env):
             raise ActionError(f"{what} before reset(): call reset() first")
         return self._ep
 
+    def _episode(self) -> ReplaceEpisode:
+        if self.episode is None:
+            raise ActionError("step() before reset(): call reset() first")
+        return self.episode
+
     def _prepare(self, assignment: np.ndarray) -> None:
         """Window `self.window`'s estimate, from the current assignment."""
-        assert self.episode is not None
-        ep = self.episode
+        ep = self._episode()
         history = ep.history_instance(self.window)
         problem = Problem.from_instance(history, layers=[ep.layer], gateways=ep.base.gateways, spec=self.problem_spec,
                                         base_experts=ep.base.experts)
@@ -269,7 +274,7 @@ class ExpertReplaceEnv(gym.Env):
         ep = self._running()
         obs = {k: v[0] for k, v in self._core.observe([ep]).items()}
         W = self.n_windows
-        step = int(self.episode.windows.time_steps[min(self.window, W)][0])
+        step = int(self._episode().windows.time_steps[min(self.window, W)][0])
         phase = 2.0 * np.pi * step / self.instance.topology.n_time_steps
         moved = ep.moves.views()[0] != self._start
         left = 1.0 - moved.sum() / self.budget_experts if self.budget_experts else 0.0
@@ -288,7 +293,7 @@ class ExpertReplaceEnv(gym.Env):
         return {"window": np.int64(self.window), "invalid_action": np.bool_(invalid),
                 "invalid_actions": np.int64(self._invalid), "moves_left": np.int64(max(ep.moves_left, 0)),
                 "moved_experts": np.int64(moved),
-                "budget_left_bytes": np.float64(self.episode.budget_bytes - moved * self.episode.expert_bytes),
+                "budget_left_bytes": np.float64(self._episode().budget_bytes - moved * self._episode().expert_bytes),
                 "estimated_latency_s": np.float64(ep.moves.total_s),
                 "window_latency_s": np.float64(last.latency_s) if last else nan,
                 "reference_latency_s": np.float64(last.reference_s) if last else nan,
@@ -305,7 +310,7 @@ class ExpertReplaceEnv(gym.Env):
         layer = options.pop("layer", self.layer)
         if options:
             raise field_error(ScenarioError, "reset options", sorted(options), "allowed: layer")
-        self.episode = draw_episode(self.instance, self.scenario.workload, self.scenario.migration, self.sources,
+        self.episode = draw_episode(self.instance, self.workload, self.migration, self.sources,
                                     self.np_random, layer=layer, split=self.split, base=self.base)
         self._scores, self._invalid, self._done = [], 0, False
         self._prepare(self.episode.start)
@@ -325,7 +330,7 @@ class ExpertReplaceEnv(gym.Env):
             reward -= 0.1
         elif action == self.commit_action:
             a = ep.moves.assignment
-            score = self.episode.serve(self.window, self._start, a)
+            score = self._episode().serve(self.window, self._start, a)
             self._scores.append(score)
             reward = -score.ratio / self.n_windows
             self._done = len(self._scores) == self.n_windows

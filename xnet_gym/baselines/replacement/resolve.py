@@ -35,7 +35,7 @@ def towards(moves: LayerMoves, start: np.ndarray, target: np.ndarray, budget_exp
     while True:
         a, load = moves.views()
         best_s, best = moves.total_s, None
-        for e in np.flatnonzero(a != target):         # the target's changes: at most E a round
+        for e in np.flatnonzero(a != target).tolist():     # the target's changes: at most E a round
             c = int(target[e])
             if load[c] < moves.capacity:
                 change = ("move", int(e), c)
@@ -52,7 +52,7 @@ def towards(moves: LayerMoves, start: np.ndarray, target: np.ndarray, budget_exp
                 after[e], after[f] = a[f], a[e]
             if moved_count(start, after) > budget_experts:
                 continue
-            s = moves.move_latency_s(e, c) if change[0] == "move" else moves.swap_latency_s(change[1], change[2])
+            s = moves.move_latency_s(int(e), c) if change[0] == "move" else moves.swap_latency_s(change[1], change[2])
             if s < best_s:
                 best_s, best = s, change
         if best is None:
