@@ -426,6 +426,39 @@ def cmd_benchmark(args) -> int:
     return 0
 
 
+REPLACE_BASELINES = ("static", "static:fit=pooled", "periodic-resolve", "periodic-resolve:history_tokens=1024",
+                     "periodic-resolve:history_tokens=1024,polish=true", "oracle")
+
+
+def cmd_replace(args) -> int:
+    """Re-placement policies on the same held-out episodes of ExpertReplace-v0."""
+    from .agents.replace_eval import evaluate_replace
+
+    policies = [*(REPLACE_BASELINES if args.baselines else ()), *args.policy]
+    if not policies:
+        raise field_error(XnetError, "--policy", None, "name at least one policy, or add --baselines")
+    if any(p.endswith(".zip") for p in policies):
+        _require_rl("replace")
+    if args.csv:
+        check_output(args.csv, "--csv")
+    seeds = range(args.seed, args.seed + args.episodes)
+    print(f"{args.scenario}: {args.episodes} held-out episodes (seeds {args.seed}..{args.seed + args.episodes - 1})",
+          flush=True)
+    rows = evaluate_replace(args.scenario, policies, seeds, log=lambda line: print(line, flush=True))
+    if args.csv:
+        import csv
+        import io
+
+        from .atomic import atomic_write_text
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=[k for k in rows[0] if k != "episode_ratios"] + ["episode_ratios"])
+        w.writeheader()
+        w.writerows({**r, "episode_ratios": " ".join(f"{x:.6f}" for x in r["episode_ratios"])} for r in rows)
+        atomic_write_text(Path(args.csv), buf.getvalue())
+        print(f"wrote {args.csv}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------- parser
 def _add_instance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="paper", help="preset name or path to a scenario TOML (default: paper)")
@@ -604,6 +637,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plot", action="store_true", help="no PNG (and no need for matplotlib)")
     _add_torch_threads(p)
     p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("replace", help="online re-placement: policies on the same held-out episodes of "
+                                       "ExpertReplace-v0 (baselines, greedy, lookahead, SB3 zips)")
+    p.add_argument("--scenario", default="deepseek-esft-packed-drift",
+                   help="a scenario with a [workload] table (default: deepseek-esft-packed-drift)")
+    p.add_argument("--policy", nargs="+", default=[],
+                   help="static | static:fit=pooled | periodic-resolve[:history_tokens=N,polish=true,period=N] | "
+                        "oracle | greedy | lookahead | PATH.zip (SB3 zips hold pickles: load only files you trust)")
+    p.add_argument("--baselines", action="store_true", help="add " + ", ".join(REPLACE_BASELINES))
+    p.add_argument("--episodes", type=_positive_int, default=20)
+    p.add_argument("--seed", type=_seed, default=3_000_000_000, help="first reset seed (held-out split)")
+    p.add_argument("--csv", help="write the table here")
+    _add_torch_threads(p)
+    p.set_defaults(func=cmd_replace)
 
     p = sub.add_parser("run", help="main job: train MaskablePPO, then compare with the paper's strategies" + rl)
     _add_env_args(p)

@@ -15,6 +15,7 @@ only the oracle does.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,8 +74,9 @@ class ReplaceEpisode:
 
     @property
     def budget_experts(self) -> int:
-        """Experts a window may move (a swap moves two)."""
-        return int(self.budget_bytes // self.expert_bytes)
+        """Experts a window may move (a swap moves two), at most all of them."""
+        E = self.n_experts
+        return E if not math.isfinite(self.budget_bytes) else min(E, int(self.budget_bytes // self.expert_bytes))
 
     def _check_window(self, j: int, low: int = 1) -> int:
         return check_int(ScenarioError, "window", j, low, self.n_served)

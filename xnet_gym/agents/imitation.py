@@ -2,7 +2,9 @@
 
 Experts: `analytic`, the closed form (`env.analytic_action()`, both envs), and `greedy`,
 steepest descent (`env.greedy_action()`, ExpertRefine-v0: the move or swap that lowers the
-latency most, then stop), the search whose moves a refinement agent imitates.
+latency most, then stop), the search whose moves a refinement agent imitates, and on
+ExpertReplace-v0 `lookahead` (`env.lookahead_action()`: steepest descent within the budget on
+the coming window's true routing, which the student never observes).
 `collect_demonstrations` plays the expert in the training vector env and records each
 step's observation, action mask, action and return-to-go.
 `behaviour_clone` then fits the policy to those actions (cross-entropy of the masked action

@@ -15,6 +15,12 @@ candidates, and every action's logit is a score between the two things it relate
   share of the step's best gain, within [-1, 1]), and stop one of the best gain: the network then chooses
   among known gains instead of guessing them, and the value head sees the best gain too.
 
+On ExpertReplace-v0 (its observation has `pooled_probability`) the expert tokens also carry
+the pooled activation probability and whether the expert already moved this window, every
+token carries the window features (how far into the run, the orbit phase, the budget left),
+and the history's co-activation P(f | e) biases the expert attention (a learned weight per
+head): experts that fire together attend to each other.
+
 The network's size does not depend on E or C beyond the logits it emits, and it is
 equivariant to the order of experts and of candidates.
 """
@@ -40,14 +46,20 @@ class RefineExtractor(BaseFeaturesExtractor):
         C = size(observation_space["candidate_cost"])
         A = size(observation_space["action_mask"])
         self.with_gain = "action_gain" in observation_space.spaces
+        self.drift = "pooled_probability" in observation_space.spaces      # ExpertReplace-v0
+        self.heads = heads
         extra = 2 if self.with_gain else 0
+        context = 3 + (4 if self.drift else 0)
         super().__init__(observation_space, features_dim=A + 2 * hidden + extra)
         self.E, self.C, self.hidden = E, C, hidden
         iu = th.triu_indices(E, E, offset=1)
         self.register_buffer("swap_x", iu[0], persistent=False)
         self.register_buffer("swap_y", iu[1], persistent=False)
-        self.expert_in = nn.Sequential(nn.Linear(5 + 3, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
-        self.candidate_in = nn.Sequential(nn.Linear(3 + 3, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        per_expert = 5 + (2 if self.drift else 0)
+        self.expert_in = nn.Sequential(nn.Linear(per_expert + context, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        self.candidate_in = nn.Sequential(nn.Linear(3 + context, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        if self.drift:
+            self.coactivation_bias = nn.Parameter(th.zeros(heads))
         self.expert_attn = nn.TransformerEncoderLayer(hidden, heads, 2 * hidden, dropout=0.0, batch_first=True)
         self.candidate_attn = nn.TransformerEncoderLayer(hidden, heads, 2 * hidden, dropout=0.0, batch_first=True)
         self.query = nn.Linear(hidden, hidden)
@@ -63,14 +75,23 @@ class RefineExtractor(BaseFeaturesExtractor):
         onehot = obs["assignment"].reshape(B, E, C)
         cost, occ = obs["candidate_cost"], obs["candidate_occupancy"]
         progress = obs["progress"]
+        if self.drift:
+            progress = th.cat([progress, obs["window"]], dim=-1)
         own_cost = (onehot * cost[:, None, :]).sum(-1)
         own_occ = (onehot * occ[:, None, :]).sum(-1)
-        experts = th.stack([obs["expert_probability"], obs["expert_rank"], obs["expert_bottleneck"], own_cost,
-                            own_occ], dim=-1)
+        features = [obs["expert_probability"], obs["expert_rank"], obs["expert_bottleneck"], own_cost, own_occ]
+        if self.drift:
+            features += [obs["pooled_probability"], obs["moved"]]
+        experts = th.stack(features, dim=-1)
         experts = th.cat([experts, progress[:, None, :].expand(-1, E, -1)], dim=-1)
         free = (occ < 1.0).float()
         cands = th.cat([th.stack([cost, occ, free], dim=-1), progress[:, None, :].expand(-1, C, -1)], dim=-1)
-        h_e = self.expert_attn(self.expert_in(experts))                      # (B, E, H)
+        bias = None
+        if self.drift:
+            # An additive attention bias per head: weight_h * P(f active | e active).
+            co = obs["coactivation"].reshape(B, 1, E, E) * self.coactivation_bias.view(1, -1, 1, 1)
+            bias = co.reshape(B * self.heads, E, E)
+        h_e = self.expert_attn(self.expert_in(experts), src_mask=bias)       # (B, E, H)
         h_c = self.candidate_attn(self.candidate_in(cands))                  # (B, C, H)
         scale = 1.0 / math.sqrt(self.hidden)
         move = th.einsum("beh,bch->bec", self.query(h_e), self.key(h_c)) * scale

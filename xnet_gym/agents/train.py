@@ -287,7 +287,7 @@ def train(env_id: str, scenario: str, algo: str = "maskable_ppo", timesteps: int
     from xnet_gym.scenario import load_scenario
 
     kwargs = {"scenario": scenario, **(env_kwargs or {})}
-    if kwargs.get("train_time_steps") is None:
+    if kwargs.get("train_time_steps") is None and caps.episode_settings:
         kwargs["train_time_steps"] = min(DEFAULT_TRAIN_TIME_STEPS, load_scenario(scenario).evaluation.time_steps)
 
     gym.make(env_id, **kwargs).close()   # bad env kwargs fail here, before any worker starts
@@ -313,7 +313,7 @@ def _train(env_id, algo, timesteps, seed, out: Path, kwargs, resume, progress_ba
     cls: Any = MaskablePPO if algo == "maskable_ppo" else PPO
     policy: type = CandidateMaskablePolicy if algo == "maskable_ppo" else CandidatePolicy
     policy_kwargs: dict = {"features_extractor_kwargs": {"hidden": hp["hidden"], "encoder": hp["encoder"]}}
-    if capabilities(env_id).refinement:
+    if capabilities(env_id).pair_actions:
         # Moves and swaps of experts, not candidates for one expert: an expert-pair policy.
         from .refine_policy import RefineMaskablePolicy
         policy = RefineMaskablePolicy

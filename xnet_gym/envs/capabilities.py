@@ -9,7 +9,7 @@ env is one class with its own `capabilities` and no hunt through the callers.
 | `ExpertPlacement-v0` | no | no | no | no | yes | analytic |
 | `ModelPlacement-v0` | no | no | no | no | no | analytic |
 | `ExpertRefine-v0` | yes | yes | yes | yes | yes | greedy |
-| `ExpertReplace-v0` | no | no | yes | yes | no | greedy |
+| `ExpertReplace-v0` | no | no | yes | yes | no | greedy, lookahead |
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ class Capabilities:
     batched: bool = False             # a `vector_entry_point` twin (`gymnasium.make_vec`)
     imitation_experts: tuple[str, ...] = ("analytic",)   # what `xnet-gym train --imitate` may copy here
     keeps_gateways: bool = True       # the episode's gateways are fixed: gateway-moving solvers cannot act
+    pair_actions: bool = False        # ExpertRefine-v0's actions (moves and swaps of experts): the expert-pair policy
+    episode_settings: bool = True     # takes EpisodeConfig's settings (tokens, train_time_steps, ...)
 
     def table_row(self, env_id: str) -> str:
         def yes(flag: bool) -> str:

@@ -133,7 +133,7 @@ class ExpertRefineEnv(gym.Env):
 
     metadata: dict[str, Any] = {"render_modes": render_modes(), "render_fps": 4}  # noqa: RUF012 (gymnasium's attribute)
     capabilities = Capabilities(refinement=True, stop_action=True, greedy=True, gain_observation=True,
-                                batched=True, imitation_experts=("greedy",))
+                                batched=True, imitation_experts=("greedy",), pair_actions=True)
 
     def __init__(self, scenario=None, *, episode: EpisodeConfig | None = None, max_moves=None, start="analytic",
                  render_mode=None, generator: Generator | None = None, viewer=None, gain_observation=False,

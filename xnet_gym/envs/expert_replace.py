@@ -14,6 +14,7 @@ from ..analytic import analytic_placement
 from ..errors import ActionError, ScenarioError, check_action, check_bool, check_choice, check_int, field_error
 from ..instance import build_instance
 from ..migration import MigrationSpec
+from ..moves import LayerMoves
 from ..replacement import ReplaceEpisode, WindowScore, draw_episode
 from ..scenario import load_scenario
 from ..workload import SPLITS, WorkloadSpec, load_sources
@@ -137,7 +138,8 @@ class ExpertReplaceEnv(gym.Env):
     """
 
     metadata: dict[str, Any] = {"render_modes": render_modes(), "render_fps": 4}  # noqa: RUF012 (gymnasium's attribute)
-    capabilities = Capabilities(greedy=True, gain_observation=True, imitation_experts=("greedy",))
+    capabilities = Capabilities(greedy=True, gain_observation=True, imitation_experts=("greedy", "lookahead"),
+                                pair_actions=True, episode_settings=False)
 
     def __init__(self, scenario=DEFAULT_SCENARIO, *, workload=None, migration=None, layer=None, split="train",
                  max_moves=None, gain_observation=False, obs_layout="dict", render_mode=None, viewer=None):
@@ -194,6 +196,7 @@ class ExpertReplaceEnv(gym.Env):
         self.episode: ReplaceEpisode | None = None
         self._ep: RefineEpisode | None = None
         self._scores: list[WindowScore] = []
+        self._truth: LayerMoves | None = None
 
     # ------------------------------------------------------------------ the episode's state
     @property
@@ -224,6 +227,7 @@ class ExpertReplaceEnv(gym.Env):
                                         base_experts=ep.base.experts)
         self._ep = self._core.episode(problem, assignment)
         self._start = assignment.copy()
+        self._truth = None          # the coming window's true scoring, built by lookahead_action
         sets, counts = history.trace.active_sets(ep.layer)
         self._coactivation = coactivation_from_sets(sets, counts, self.n_experts).astype(np.float32).ravel()
         served = ep.windows.history(self.window, self.window * ep.windows.traces[0].n_tokens)
@@ -268,6 +272,26 @@ class ExpertReplaceEnv(gym.Env):
         after = np.where(ep.mask[:-1] > 0, self._core.action_latencies_s(ep)[:-1], np.inf)
         best = int(np.argmin(after))
         return best if after[best] < ep.moves.total_s * (1.0 - IMPROVES) else self.commit_action
+
+    def lookahead_action(self) -> int:
+        """A privileged teacher for imitation: `greedy_action` scored on the coming window's
+        true routing instead of the history (what the agent never observes)."""
+        ep = self._running("lookahead_action()")
+        a = ep.moves.assignment
+        episode = self._episode()
+        if self._truth is None:
+            self._truth = LayerMoves.for_layer(episode.window_instance(self.window), episode.placement(a),
+                                               episode.layer)
+        elif not np.array_equal(self._truth.assignment, a):
+            self._truth.set_assignment(a)
+        move_s, swap_s = self._truth.neighbourhood_latency_s()
+        now = self._truth.total_s
+        moves = np.full((self.n_experts, self.n_candidates_max), now)      # padded candidates: masked anyway
+        moves[:, : move_s.shape[1]] = move_s
+        after = np.concatenate([moves.ravel(), swap_s[self._core.swap_x, self._core.swap_y]])
+        after = np.where(ep.mask[:-1] > 0, after, np.inf)
+        best = int(np.argmin(after))
+        return best if after[best] < now * (1.0 - IMPROVES) else self.commit_action
 
     # ------------------------------------------------------------------------ gym API
     def _observe(self) -> dict[str, np.ndarray]:

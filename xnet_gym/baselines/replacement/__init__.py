@@ -8,6 +8,8 @@ orbit ahead (window j's time steps); only the oracle reads the window itself. Sc
 
 from __future__ import annotations
 
+import inspect
+
 from xnet_gym.errors import ScenarioError, field_error
 
 from .oracle import Oracle
@@ -23,6 +25,10 @@ def get_replacer(name: str, **params):
     if cls is None:
         raise field_error(ScenarioError, "replacer", name, f"unknown re-placement policy; allowed: "
                                                            f"{', '.join(REPLACERS)}")
+    allowed = [p for p in inspect.signature(cls).parameters if p != "self"]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise field_error(ScenarioError, f"{name} parameters", unknown, f"allowed: {', '.join(allowed) or 'none'}")
     return cls(**params)
 
 
