@@ -299,3 +299,24 @@ def test_greedy_play_is_deterministic_and_no_worse_on_its_estimate():
             trace.append((a, r))
         return trace
     assert play(4) == play(4)
+
+
+def test_the_replace_command_scores_every_baseline_on_the_same_episodes(tmp_path, capsys):
+    import csv
+
+    from xnet_gym.cli import main
+
+    out = tmp_path / "replace.csv"
+    assert main(["replace", "--scenario", "tiny-drift", "--baselines", "--policy", "greedy", "--episodes", "3",
+                 "--csv", str(out)]) == 0
+    rows = {r["policy"]: r for r in csv.DictReader(out.open())}
+    assert float(rows["oracle"]["geomean_ratio"]) == 1.0
+    assert float(rows["static"]["experts_moved_per_window"]) == 0.0
+    # Every policy on the same episodes: the oracle is the lower reference of each of them.
+    for r in rows.values():
+        assert len(r["episode_ratios"].split()) == 3
+        assert all(float(x) >= 1.0 - 0.1 for x in r["episode_ratios"].split())
+    assert main(["replace", "--scenario", "tiny-drift", "--policy", "periodic-resolve:history_tokens=128",
+                 "--episodes", "1"]) == 0
+    assert main(["replace", "--scenario", "tiny-drift", "--policy", "static:fi=3"]) == 2
+    assert "static parameters = ['fi']: allowed: fit" in capsys.readouterr().err

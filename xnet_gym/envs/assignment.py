@@ -214,15 +214,10 @@ class AssignmentEnv(gym.Env):
         shown[problem.batch.layers[problem.first: problem.first + problem.n_rows]] = core.satellites()
         li = min(core.state.layer_index, problem.n_rows - 1)
         current = None if core.done else self.current_expert
-        draw = self.viewer.rgb_array if self.render_mode == "rgb_array" else self.viewer.ansi
         choice = None
         if self._last is not None:
             choice = int(problem.batch.candidates[problem.first + self._last[0], self._last[1]])
-        frame = draw(problem, li, shown, current=current, choice=choice)
-        if self.render_mode == "human":
-            print(frame, flush=True)
-            return None
-        return frame
+        return self.viewer.frame(self.render_mode, problem, li, shown, current=current, choice=choice)
 
     def close(self):
         self.viewer.close()

@@ -10,11 +10,13 @@ import inspect
 from .expert_placement import ExpertPlacementEnv
 from .expert_placement_vector import ExpertPlacementVectorEnv
 from .expert_refine import ExpertRefineEnv
+from .expert_replace import ExpertReplaceEnv
 from .model_placement import ModelPlacementEnv
 
 ENVS = (("xnet_gym/ExpertPlacement-v0", ExpertPlacementEnv),
         ("xnet_gym/ExpertPlacement-v0, batched (vector_entry_point)", ExpertPlacementVectorEnv),
-        ("xnet_gym/ModelPlacement-v0", ModelPlacementEnv), ("xnet_gym/ExpertRefine-v0", ExpertRefineEnv))
+        ("xnet_gym/ModelPlacement-v0", ModelPlacementEnv), ("xnet_gym/ExpertRefine-v0", ExpertRefineEnv),
+        ("xnet_gym/ExpertReplace-v0", ExpertReplaceEnv))
 
 
 def envs_markdown() -> str:

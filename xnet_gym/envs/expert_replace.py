@@ -370,13 +370,7 @@ class ExpertReplaceEnv(gym.Env):
     def render(self):
         if self.render_mode is None or self._ep is None:
             return None
-        shown = self._ep.placement(self._ep.moves.assignment).experts
-        draw = self.viewer.rgb_array if self.render_mode == "rgb_array" else self.viewer.ansi
-        frame = draw(self._ep.problem, 0, shown)
-        if self.render_mode == "human":
-            print(frame, flush=True)
-            return None
-        return frame
+        return self._core.frame(self.viewer, self.render_mode, self._ep)
 
     def close(self):
         self.viewer.close()

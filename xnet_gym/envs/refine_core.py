@@ -188,6 +188,10 @@ class RefineCore:
             obs["action_gain"] = np.clip(gain, -GAIN_CLIP, GAIN_CLIP).astype(np.float32)
         return obs
 
+    def frame(self, viewer, render_mode: str, ep: RefineEpisode):
+        """The episode's current placement, drawn by `viewer` in `render_mode`."""
+        return viewer.frame(render_mode, ep.problem, 0, ep.placement(ep.moves.assignment).experts)
+
     def info(self, ep: RefineEpisode, invalid: bool) -> dict:
         return {"invalid_action": np.bool_(invalid), "invalid_actions": np.int64(ep.invalid),
                 "moves_left": np.int64(ep.moves_left), "latency_s": np.float64(ep.moves.total_s),

@@ -30,6 +30,17 @@ class Viewer:
     def __getstate__(self):
         return {"_fig": None}
 
+    def frame(self, render_mode: str, problem: Problem, li: int, experts: np.ndarray, current: int | None = None,
+              choice: int | None = None):
+        """What an env's `render()` returns in `render_mode`: the ANSI text or the RGB array,
+        or None after printing the text (`"human"`)."""
+        draw = self.rgb_array if render_mode == "rgb_array" else self.ansi
+        frame = draw(problem, li, experts, current=current, choice=choice)
+        if render_mode == "human":
+            print(frame, flush=True)
+            return None
+        return frame
+
     def ansi(self, problem: Problem, li: int, experts: np.ndarray, current: int | None = None,
              choice: int | None = None) -> str:
         inst = problem.instance
