@@ -17,12 +17,14 @@ Policies: `static` (closed form on the warm-up window, never moved), `static-poo
 form on the whole run's routing, installed before serving: an offline reference),
 `resolve-256` and `resolve-1024` (the closed form on the last 256 / 1,024 tokens served,
 every window, best changes first within the budget), `resolve-polish` (the same with
-1,024 tokens and steepest descent on the history first) and `oracle` (each window's true
+1,024 tokens and steepest descent on the history first), `resolve-all` (on every token
+served so far: the online twin of `static-pooled`) and `oracle` (each window's true
 routing, copies free). Columns: the geomean over episodes of each episode's mean ratio to the
 per-window closed form; `recovered_pct`, the share of static's gap to the oracle the
 policy closes; bytes and ISL link-bytes moved per window; the cut-over time.
 
-Writes `drift_map.csv` and `drift_map.png` into `--out`, and prints the table.
+Writes `drift_map.csv`, `drift_map.md` (the table docs/drift.md includes) and `drift_map.png`
+into `--out`, and prints the table.
 """
 
 from __future__ import annotations
@@ -51,10 +53,12 @@ POLICIES = {
     "resolve-256": lambda: PeriodicResolve(history_tokens=256),
     "resolve-1024": lambda: PeriodicResolve(history_tokens=1024),
     "resolve-polish": lambda: PeriodicResolve(history_tokens=1024, polish=True),
+    "resolve-all": lambda: PeriodicResolve(history_tokens=ALL_TOKENS),
     "oracle": lambda: Oracle(),
 }
 ESFT_SHELLS = ("deepseek-esft-drift", "deepseek-esft-packed-drift")
 SCHEDULES = ("static", "cycle", "switch", "random-walk")
+ALL_TOKENS = 10_000_000                        # more than any run serves: every token so far
 ORBIT = {"paper": 25, "starlink-tle": 12}      # time steps per window: 8 windows cover most of an orbit
 
 
@@ -137,6 +141,19 @@ def plot(rows: list[dict], path: Path) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(buf.getvalue()))
 
 
+def markdown(rows: list[dict]) -> str:
+    head = ("| scenario | schedule | policy | geomean × per-window closed form | worst episode | gap recovered "
+            "| experts moved / window | MB / window | ISL link-MB / window | cut-over s |")
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        rec = "" if r["policy"] in ("static", "oracle") or r["recovered_pct"] != r["recovered_pct"] \
+            else f"{r['recovered_pct']:.0f} %"
+        lines.append(f"| {r['scenario']} | {r['schedule']} | {r['policy']} | {r['geomean_ratio']:.4f} | "
+                     f"{r['worst_episode_ratio']:.4f} | {rec} | {r['experts_moved_per_window']:.1f} | "
+                     f"{r['mbytes_per_window']:.0f} | {r['link_mbytes_per_window']:.0f} | {r['cutover_s']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--episodes", type=int, default=8)
@@ -155,13 +172,14 @@ def main(argv=None) -> None:
     w.writerows(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "drift_map.csv", out.getvalue())
+    atomic_write_text(args.out / "drift_map.md", markdown(rows))
     plot(rows, args.out / "drift_map.png")
     for r in rows:
         print(f"{r['scenario']:28s} {r['schedule']:12s} {r['policy']:15s} {r['geomean_ratio']:.4f} "
               f"recovered {r['recovered_pct']:6.1f}%  moved {r['experts_moved_per_window']:5.1f}/window "
               f"{r['mbytes_per_window']:8.1f} MB  {r['link_mbytes_per_window']:9.1f} link-MB  "
               f"{r['policy_s_per_episode']:.2f} s/episode")
-    print(f"wrote {args.out / 'drift_map.csv'} and drift_map.png in {time.perf_counter() - t:.0f} s")
+    print(f"wrote {args.out / 'drift_map.csv'}, drift_map.md and drift_map.png in {time.perf_counter() - t:.0f} s")
 
 
 if __name__ == "__main__":

@@ -320,3 +320,21 @@ def test_the_replace_command_scores_every_baseline_on_the_same_episodes(tmp_path
                  "--episodes", "1"]) == 0
     assert main(["replace", "--scenario", "tiny-drift", "--policy", "static:fi=3"]) == 2
     assert "static parameters = ['fi']: allowed: fit" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_agent_trained_on_tiny_drift_re_places_better_than_never_moving(tmp_path):
+    """Learning, not a shape check: the expert-pair policy, cloned from steepest descent on the
+    routing history (2,000 steps, seconds), re-places held-out episodes better than the
+    placement that never moves."""
+    pytest.importorskip("sb3_contrib")
+    from xnet_gym.agents.replace_eval import evaluate_replace
+    from xnet_gym.agents.train import train
+
+    out = train("xnet_gym/ExpertReplace-v0", "tiny-drift", timesteps=0, out=tmp_path / "run", imitate="greedy",
+                imitation_steps=2000, progress_bar=False, torch_threads=1, hyperparameters={"n_envs": 4})
+    rows = {r["policy"]: r for r in evaluate_replace("tiny-drift", ["static", str(out / "model.zip")],
+                                                     range(3_000_000_000, 3_000_000_020), log=lambda _: None)}
+    agent, static = rows[str(out / "model.zip")], rows["static"]
+    assert agent["geomean_ratio"] < static["geomean_ratio"] - 0.005
+    assert agent["experts_moved_per_window"] > 0

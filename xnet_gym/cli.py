@@ -427,7 +427,8 @@ def cmd_benchmark(args) -> int:
 
 
 REPLACE_BASELINES = ("static", "static:fit=pooled", "periodic-resolve", "periodic-resolve:history_tokens=1024",
-                     "periodic-resolve:history_tokens=1024,polish=true", "oracle")
+                     "periodic-resolve:history_tokens=1024,polish=true", "periodic-resolve:history_tokens=10000000",
+                     "oracle")
 
 
 def cmd_replace(args) -> int:
