@@ -99,7 +99,7 @@ def test_greedy_imitation_with_gain_observation_plays_steepest_descent(tmp_path)
 def test_gain_observation_is_refused_on_the_constructive_env(capsys):
     assert main(["evaluate", "--scenario", "tiny", "--gain-observation", "--policy", "analytic"]) == 2
     err = capsys.readouterr().err
-    assert "--gain-observation" in err and "is an option of xnet_gym/ExpertRefine-v0" in err
+    assert "--gain-observation" in err and "is an option of ExpertRefine-v0 and ExpertReplace-v0" in err
 
 
 def test_evaluate_reports_the_ratio_to_a_best_known_search(capsys):

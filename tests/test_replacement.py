@@ -13,7 +13,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import xnet_gym  # noqa: F401  (registers the envs)
-from xnet_gym.activation import save_trace_npz, zipf_trace, ActivationTrace
+from xnet_gym.activation import ActivationTrace, save_trace_npz
 from xnet_gym.analytic import analytic_placement
 from xnet_gym.baselines.replacement import REPLACERS, Oracle, PeriodicResolve, Static, score_run
 from xnet_gym.errors import ScenarioError
@@ -28,7 +28,8 @@ TINY_WORKLOAD = WorkloadSpec(sources=("scenario", "zipf:1.5"), schedule="cycle",
                              time_steps_per_window=1, dominant_share=0.8, dwell_windows=1)
 
 
-def tiny_episode(seed=0, migration=MigrationSpec(), workload=TINY_WORKLOAD, layer=1):
+def tiny_episode(seed=0, migration=None, workload=TINY_WORKLOAD, layer=1):
+    migration = migration or MigrationSpec()
     sc = dataclasses.replace(load_scenario("tiny"), workload=workload, migration=migration)
     inst = build_instance(sc)
     rng = np.random.default_rng(seed)
@@ -181,7 +182,7 @@ def test_a_budget_that_binds_refuses_a_run_that_moves_too_much():
     runs = [a] * ep.n_served
     replay(ep, runs)                                    # staying put costs nothing
     with pytest.raises(ScenarioError, match=r"window 1 migration bytes = 98304: moves more than .* 49152"):
-        replay(ep, [b] + runs[1:])
+        replay(ep, [b, *runs[1:]])
 
 
 # ---------------------------------------------------------------------------- baselines
@@ -239,11 +240,11 @@ def test_the_env_passes_the_gymnasium_checker():
 
 def test_committing_at_once_is_the_static_baseline_and_the_return_is_minus_the_mean_ratio():
     env = make_tiny_env()
-    obs, info = env.reset(seed=3)
+    env.reset(seed=3)
     u = env.unwrapped
     ret, done = 0.0, False
     while not done:
-        obs, r, done, _, info = env.step(u.commit_action)
+        _obs, r, done, _, info = env.step(u.commit_action)
         ret += r
     ep = u.episode
     static = score_run(ep, Static().solve(ep))
@@ -264,7 +265,7 @@ def test_the_mask_keeps_every_window_within_the_budget():
             mask = obs["action_mask"] > 0
             assert mask[u.commit_action]
             a = int(rng.choice(np.flatnonzero(mask)))
-            obs, r, done, _, info = env.step(a)
+            obs, _r, done, _, info = env.step(a)
             assert info["moved_experts"] <= 1 and not info["invalid_action"]
             # No swap ever fits a one-expert budget.
             assert not mask[u.n_moves: u.commit_action].any()
@@ -275,7 +276,7 @@ def test_an_invalid_action_costs_and_moves_nothing():
     env = make_tiny_env(migration={"budget_bytes": 0.0})
     obs, _ = env.reset(seed=0)
     assert obs["action_mask"][:-1].sum() == 0
-    obs2, r, done, _, info = env.step(0)
+    _obs2, r, done, _, info = env.step(0)
     assert r == -0.1 and info["invalid_action"] and info["moved_experts"] == 0 and not done
     with pytest.raises(ScenarioError, match=r"reset options = \['tokens'\]: allowed: layer"):
         env.reset(options={"tokens": 3})
@@ -288,14 +289,14 @@ def test_an_invalid_action_costs_and_moves_nothing():
 def test_greedy_play_is_deterministic_and_no_worse_on_its_estimate():
     def play(seed):
         env = make_tiny_env(gain_observation=True)
-        obs, _ = env.reset(seed=seed)
+        env.reset(seed=seed)
         u, done, trace = env.unwrapped, False, []
         while not done:
             a = u.greedy_action()
             before = u._ep.moves.total_s
             if a != u.commit_action:
                 assert u._core.action_latencies_s(u._ep)[a] < before
-            obs, r, done, _, info = env.step(a)
+            _obs, r, done, _, _info = env.step(a)
             trace.append((a, r))
         return trace
     assert play(4) == play(4)

@@ -17,6 +17,8 @@ from .errors import ScenarioError, XnetError, field_error
 from .scenario import OBJECTIVES, ROUTES
 
 ENV_IDS = ("xnet_gym/ExpertPlacement-v0", "xnet_gym/ModelPlacement-v0", "xnet_gym/ExpertRefine-v0")
+# ExpertReplace-v0 trains like the others; its policies are scored by `xnet-gym replace`.
+TRAIN_ENV_IDS = (*ENV_IDS, "xnet_gym/ExpertReplace-v0")
 RUN_POLICIES = ("analytic", "RandIntra-CG", "RandIntra", "RandPlace", "random")
 RL_MODULES = ("stable_baselines3", "sb3_contrib", "torch")
 
@@ -223,11 +225,18 @@ def _env_kwargs(args, training: bool) -> dict:
     if not training:
         settings.pop("train_time_steps", None)
     kw = EpisodeConfig(**settings).given()
+    from .envs.capabilities import capabilities
+    caps = capabilities(args.env)
+    given = {k: v for k, v in kw.items() if k != "scenario"}
+    if given and not caps.episode_settings:
+        name, value = next(iter(given.items()))
+        raise field_error(ScenarioError, f"--{name.replace('_', '-')}", value,
+                          f"is an episode setting of the placement envs; {args.env} takes its windows from the "
+                          "scenario's [workload] table")
     if getattr(args, "gain_observation", False):
-        from .envs.capabilities import capabilities
-        if not capabilities(args.env).gain_observation:
+        if not caps.gain_observation:
             raise field_error(ScenarioError, "--gain-observation", True,
-                              f"is an option of xnet_gym/ExpertRefine-v0, not of {args.env}")
+                              f"is an option of ExpertRefine-v0 and ExpertReplace-v0, not of {args.env}")
         kw["gain_observation"] = True
     return kw
 
@@ -497,17 +506,17 @@ def _apply_torch_threads(args) -> None:
         os.environ[VARIABLE] = str(args.torch_threads)     # read by every model load and training run
 
 
-def _add_env_args(p: argparse.ArgumentParser) -> None:
+def _add_env_args(p: argparse.ArgumentParser, env_ids: tuple[str, ...] = ENV_IDS) -> None:
     _add_torch_threads(p)
-    p.add_argument("--env", default=ENV_IDS[0], choices=ENV_IDS)
+    p.add_argument("--env", default=env_ids[0], choices=env_ids)
     p.add_argument("--scenario", default="paper", help="preset name or scenario TOML path (default: paper)")
     p.add_argument("--objective", choices=OBJECTIVES, help="default: the scenario's")
     p.add_argument("--route", choices=ROUTES, help="default: the scenario's")
     p.add_argument("--tokens", type=_positive_int, help="tokens per activation profile")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--gain-observation", action="store_true",
-                   help="ExpertRefine-v0: observe every action's exact gain (the whole neighbourhood scored each "
-                        "step; a model trained with it is evaluated with it)")
+                   help="ExpertRefine-v0, ExpertReplace-v0: observe every action's exact gain (the whole "
+                        "neighbourhood scored each step; a model trained with it is evaluated with it)")
 
 
 def _add_train_time_steps(p: argparse.ArgumentParser) -> None:
@@ -556,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rl = "" if all(importlib.util.find_spec(m) for m in RL_MODULES) else " (needs xnet-gym[rl])"
     p = sub.add_parser("train", help="train an SB3 policy on a placement env" + rl)
-    _add_env_args(p)
+    _add_env_args(p, TRAIN_ENV_IDS)
     p.add_argument("--algo", default=ALGOS[0], choices=ALGOS)
     p.add_argument("--timesteps", type=_nonneg_int, default=300_000,
                    help="RL timesteps (default 300000; 0 with --imitate: imitation only)")
