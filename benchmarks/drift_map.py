@@ -58,6 +58,7 @@ POLICIES = {
 }
 ESFT_SHELLS = ("deepseek-esft-drift", "deepseek-esft-packed-drift")
 SCHEDULES = ("static", "cycle", "switch", "random-walk")
+TEXT_COLUMNS = ("drift", "scenario", "schedule", "policy")
 ALL_TOKENS = 10_000_000                        # more than any run serves: every token so far
 ORBIT = {"paper": 25, "starlink-tle": 12}      # time steps per window: 8 windows cover most of an orbit
 
@@ -160,7 +161,15 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--png", type=Path, default=Path(__file__).parent.parent / "docs" / "img" / "drift_map.png")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the picture and the Markdown from --out's CSV")
     args = ap.parse_args(argv)
+    if args.plot_only:
+        with open(args.out / "drift_map.csv", newline="") as fh:
+            rows = [{k: v if k in TEXT_COLUMNS else float(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+        atomic_write_text(args.out / "drift_map.md", markdown(rows))
+        plot(rows, args.png)
+        print(f"wrote {args.out / 'drift_map.md'} and {args.png}")
+        return
     episodes = check_int(ScenarioError, "--episodes", args.episodes, 1)
     workers = check_int(ScenarioError, "--workers", args.workers, 1)
     todo = cells()

@@ -15,7 +15,7 @@ import re
 import sys
 
 from xnet_gym.atomic import atomic_write_text
-from xnet_gym.benchmark.suite import SUITE_FILE, instances_sha256, load_suite
+from xnet_gym.benchmark.suite import SUITE_FILE, load_suite, track_sha256
 
 
 def main(argv=None) -> int:
@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     text = suite.path.read_text(encoding="utf-8")
     bad = 0
     for track in suite.tracks.values():
-        digest = instances_sha256(track.problems())
+        digest = track_sha256(track)
         if track.instances_sha256 == digest:
             print(f"{track.name:<22} {digest}  ok")
             continue

@@ -9,6 +9,7 @@
 - breakdown.png: `xnet-gym show breakdown` on `paper` with local search and anneal
 - learning_curve.png: the main job's comparison plot (bars + training curve)
 - headroom.png: `benchmarks/headroom.py --plot-only` from the committed headroom.csv
+- drift_map.png: `benchmarks/drift_map.py --plot-only` from the committed drift_map.csv
 - sweep-summary.png: the README sweep's summary plot, from the committed
   benchmarks/results/sweep/trials.csv (the sweep itself: the command in the README)
 """
@@ -50,6 +51,8 @@ def main(argv=None) -> None:
     shutil.copyfile(run / "comparison.png", IMG / "learning_curve.png")
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "headroom.py"), "--plot-only"], check=True, cwd=ROOT)
     shutil.copyfile(ROOT / "benchmarks" / "results" / "headroom.png", IMG / "headroom.png")
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "drift_map.py"), "--plot-only", "--png",
+                    str(IMG / "drift_map.png")], check=True, cwd=ROOT)
     from xnet_gym.agents.sweep import plot_summary, read_trials_csv, summarise
 
     trials = read_trials_csv(ROOT / "benchmarks" / "results" / "sweep" / "trials.csv")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from xnet_gym import baselines
-from xnet_gym.benchmark import BenchmarkError, callable_policy, instances_sha256, load_suite, parse_policy
+from xnet_gym.benchmark import BenchmarkError, callable_policy, load_suite, parse_policy
 from xnet_gym.benchmark.runner import load_best_known, run_track, update_best_known
-from xnet_gym.benchmark.suite import SUITE_FILE, problem_digest
+from xnet_gym.benchmark.suite import SUITE_FILE, problem_digest, track_sha256
 from xnet_gym.cli import main
 from xnet_gym.envs import scoring
 from xnet_gym.placement import Placement
@@ -31,10 +31,10 @@ def quiet(line):
 
 def test_every_track_rebuilds_the_instances_its_hash_records(suite):
     assert {t.group for t in suite.tracks.values()} >= {"in-distribution", "ood-routing", "ood-constellation",
-                                                       "ood-model", "quick"}
+                                                       "ood-model", "drift", "quick"}
     for track in suite.tracks.values():
         assert track.instances_sha256 is not None, track.name
-        assert instances_sha256(track.problems()) == track.instances_sha256, track.name
+        assert track_sha256(track) == track.instances_sha256, track.name
 
 
 def test_the_hash_covers_what_an_instance_is(suite):
@@ -120,8 +120,14 @@ def test_cli_quick_run_writes_every_output(tmp_path, capsys):
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "track quick-tiny" in printed and "wrote" in printed
-    rows = list(csv.DictReader((out / "results.csv").open()))
-    assert {r["track"] for r in rows} == {"quick-tiny", "quick-clustered"}
+    all_rows = list(csv.DictReader((out / "results.csv").open()))
+    assert {r["track"] for r in all_rows} == {"quick-tiny", "quick-clustered", "quick-replace"}
+    # The drift track runs the re-placement baselines and skips the placement policy.
+    drift = {r["policy"]: r for r in all_rows if r["track"] == "quick-replace"}
+    assert "unblock_bottlenecks" not in drift and "skipping" in printed
+    assert float(drift["oracle"]["geomean_x_closed_form"]) == 1.0
+    assert {"static", "periodic-resolve", "greedy"} <= set(drift)
+    rows = [r for r in all_rows if r["track"] != "quick-replace"]
     policies = {r["policy"] for r in rows}
     assert {"analytic", "RandIntra-CG", "RandIntra", "RandPlace", "steepest-descent", "local-search",
             "anneal@2000it", "unblock_bottlenecks"} <= policies

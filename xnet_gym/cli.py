@@ -418,9 +418,14 @@ def cmd_benchmark(args) -> int:
     if not args.no_plot:
         from .show import canvas
         canvas.require_matplotlib()
+    from .agents.replace_eval import parse_replace_policy
     from .benchmark.policies import parse_policy
-
-    policies = {spec: parse_policy(spec) for spec in args.policy}     # bad specs fail before any work
+    from .benchmark.replace_track import is_replace_spec
+    # Bad specs fail before any work: re-placement specs run on the drift tracks, the rest elsewhere.
+    policies = {spec: parse_policy(spec) for spec in args.policy if not is_replace_spec(spec)}
+    for spec in args.policy:
+        if is_replace_spec(spec):
+            parse_replace_policy(spec)
     stored = load_best_known()
     command = "xnet-gym " + " ".join(args.argv_echo)
     results = []

@@ -1,11 +1,12 @@
 """Re-placement policies on the same held-out episodes of ExpertReplace-v0, one table.
 
-A policy is a re-placement baseline (`static`, `static-pooled`, `periodic-resolve`, with
-parameters as `periodic-resolve:history_tokens=1024,polish=true`, `oracle`), an env player
-(`greedy`: steepest descent on the history within the budget; `lookahead`: the same on the
-coming window's true routing, a privileged reference) or a model zip saved by `xnet-gym
+A policy is a re-placement baseline (`static`, `static:fit=pooled`, `periodic-resolve`,
+with parameters as `periodic-resolve:history_tokens=1024,polish=true`, `oracle`), an env
+player (`greedy`: steepest descent on the history within the budget; `lookahead`: the same on
+the coming window's true routing, a privileged reference) or a model zip saved by `xnet-gym
 train`. Episode i is what the env draws on `reset(seed=seeds[i])` with `split="test"`; the
 baselines solve that same `ReplaceEpisode`, and every window is scored by its `serve`.
+`xnet-gym replace` and the benchmark's re-placement tracks both run through `run_policies`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from xnet_gym.errors import XnetError, field_error
 
+ENV_ID = "xnet_gym/ExpertReplace-v0"
 PLAYERS = ("greedy", "lookahead")
 
 
@@ -47,67 +49,112 @@ def parse_replacer(spec: str):
     return get_replacer(name, **params)
 
 
-class _EnvPolicy:
-    """Plays the env: a player method or a model's deterministic masked action."""
+class BaselinePolicy:
+    kind = "baseline"
 
     def __init__(self, spec: str):
-        self.spec = spec
+        self.name, self.replacer = spec, parse_replacer(spec)
+
+    def run(self, envs, episode, seed: int) -> list:
+        from xnet_gym.baselines.replacement import score_run
+        return score_run(episode, self.replacer.solve(episode))
+
+
+class EnvPolicy:
+    """Plays the env: a player method, or a model's deterministic masked action."""
+
+    def __init__(self, spec: str):
+        self.name = spec
         self.model = None
+        self.kind = "player"
         if spec not in PLAYERS:
             from .players import load_model
             self.model, self.algo, _ = load_model(Path(spec))
+            self.kind = "learned"
+
+    @property
+    def gain_observation(self) -> bool:
+        return bool(self.model is not None and "action_gain" in self.model.observation_space.spaces)
 
     def act(self, env, obs) -> int:
         u = env.unwrapped
         if self.model is None:
-            return getattr(u, f"{self.spec}_action")()
+            return getattr(u, f"{self.name}_action")()
         action, _ = self.model.predict(obs, deterministic=True, action_masks=u.action_masks())
         return int(action)
+
+    def run(self, envs, episode, seed: int) -> list:
+        env = envs(self.gain_observation)
+        obs, _ = env.reset(seed=seed)
+        done = False
+        while not done:
+            obs, _, done, _, _ = env.step(self.act(env, obs))
+        return env.unwrapped.scores
+
+
+def parse_replace_policy(spec: str):
+    if spec in PLAYERS or spec.endswith(".zip"):
+        return EnvPolicy(spec)
+    return BaselinePolicy(spec)
+
+
+class HeldOutEnvs:
+    """The held-out envs of a scenario, with and without the gain observation, built once."""
+
+    def __init__(self, scenario: str, env_kwargs: dict | None = None):
+        self.scenario, self.kwargs = scenario, dict(env_kwargs or {})
+        self._envs: dict[bool, object] = {}
+
+    def __call__(self, gain: bool = False):
+        import gymnasium as gym
+
+        import xnet_gym  # noqa: F401  (registers the envs)
+        if gain not in self._envs:
+            self._envs[gain] = gym.make(ENV_ID, scenario=self.scenario, split="test", gain_observation=gain,
+                                        **self.kwargs)
+        return self._envs[gain]
+
+    def episode(self, seed: int):
+        env = self(False)
+        env.reset(seed=seed)
+        return env.unwrapped.episode
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()  # type: ignore[attr-defined]
+
+
+def run_policies(envs: HeldOutEnvs, policies: list, seeds, log=print) -> tuple[list, dict, dict]:
+    """(episodes, {name: [window scores per episode]}, {name: seconds per episode}) for every
+    policy on the episodes of `seeds`."""
+    seeds = list(seeds)
+    episodes = [envs.episode(s) for s in seeds]
+    scores: dict[str, list] = {}
+    seconds: dict[str, np.ndarray] = {}
+    for pol in policies:
+        wall = np.empty(len(seeds))
+        runs = []
+        for i, (seed, ep) in enumerate(zip(seeds, episodes)):
+            t = time.perf_counter()
+            runs.append(pol.run(envs, ep, seed))
+            wall[i] = time.perf_counter() - t
+        scores[pol.name], seconds[pol.name] = runs, wall
+        ratio = np.array([np.mean([s.ratio for s in run]) for run in runs])
+        log(f"  {pol.name:<48} geomean {math.exp(np.mean(np.log(ratio))):.4f}  worst {ratio.max():.4f}  "
+            f"moved {np.mean([s.moved for run in runs for s in run]):.1f}/window  {wall.mean():.2f} s/episode")
+    return episodes, scores, seconds
 
 
 def evaluate_replace(scenario: str, policies: list[str], seeds, env_kwargs: dict | None = None,
                      log=print) -> list[dict]:
     """One row per policy: each episode's mean ratio to the per-window closed form, their
     geomean and worst, the experts and bytes moved per window, and seconds per episode."""
-    import gymnasium as gym
-
-    import xnet_gym  # noqa: F401  (registers the envs)
-    from xnet_gym.baselines.replacement import score_run
-
-    seeds = list(seeds)
-    kinds = {}
-    for spec in policies:                 # bad specs fail before any work
-        if spec in PLAYERS or spec.endswith(".zip"):
-            kinds[spec] = "env"
-        else:
-            parse_replacer(spec)
-            kinds[spec] = "baseline"
-    plain = {k: v for k, v in (env_kwargs or {}).items() if k != "gain_observation"}
-    envs = {False: gym.make("xnet_gym/ExpertReplace-v0", scenario=scenario, split="test", **plain)}
-    results: dict[str, list] = {p: [] for p in policies}
-    seconds = dict.fromkeys(policies, 0.0)
-    env_policies = {p: _EnvPolicy(p) for p in policies if kinds[p] == "env"}
-    for seed in seeds:
-        envs[False].reset(seed=seed)
-        episode = envs[False].unwrapped.episode  # type: ignore[attr-defined]
-        for spec in policies:
-            t = time.perf_counter()
-            if kinds[spec] == "baseline":
-                scores = score_run(episode, parse_replacer(spec).solve(episode))
-            else:
-                pol = env_policies[spec]
-                gain = bool(pol.model is not None and "action_gain" in pol.model.observation_space.spaces)
-                if gain not in envs:
-                    envs[gain] = gym.make("xnet_gym/ExpertReplace-v0", scenario=scenario, split="test",
-                                          gain_observation=gain, **plain)
-                env = envs[gain]
-                obs, _ = env.reset(seed=seed)
-                done = False
-                while not done:
-                    obs, _, done, _, _ = env.step(pol.act(env, obs))
-                scores = env.unwrapped.scores  # type: ignore[attr-defined]
-            seconds[spec] += time.perf_counter() - t
-            results[spec].append(scores)
+    parsed = [parse_replace_policy(spec) for spec in policies]       # bad specs fail before any work
+    envs = HeldOutEnvs(scenario, env_kwargs)
+    try:
+        _, results, seconds = run_policies(envs, parsed, seeds, log)
+    finally:
+        envs.close()
     rows = []
     for spec, runs in results.items():
         ratio = np.array([np.mean([s.ratio for s in run]) for run in runs])
@@ -118,9 +165,5 @@ def evaluate_replace(scenario: str, policies: list[str], seeds, env_kwargs: dict
                      "experts_moved_per_window": float(np.mean([s.moved for s in flat])),
                      "mbytes_per_window": float(np.mean([s.bytes for s in flat])) / 1e6,
                      "link_mbytes_per_window": float(np.mean([s.link_bytes for s in flat])) / 1e6,
-                     "s_per_episode": seconds[spec] / len(runs), "episode_ratios": ratio.tolist()})
-        log(f"  {spec:<48} geomean {rows[-1]['geomean_ratio']:.4f}  worst {ratio.max():.4f}  "
-            f"moved {rows[-1]['experts_moved_per_window']:.1f}/window  {rows[-1]['s_per_episode']:.2f} s/episode")
-    for env in envs.values():
-        env.close()
+                     "s_per_episode": float(seconds[spec].mean()), "episode_ratios": ratio.tolist()})
     return rows

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 from .policies import Episode, parse_policy
-from .suite import Track, check_instances
+from .replace_track import is_replace_spec, run_replace_track
+from .suite import REPLACE_ENV, Track, check_instances
 
 BEST_KNOWN_FILE = Path(__file__).with_name("best_known.json")
 # A policy wins an instance when it is faster than the closed form by more than rounding.
@@ -81,6 +82,13 @@ def run_track(track: Track, specs: list, baselines: bool = False, limit: int | N
     """Every policy of `specs` (command-line specs, or policy objects such as
     `callable_policy(fn)`) and the baselines on the track's instances (the first `limit`).
     `policies` caches parsed specs across tracks (a model loads once)."""
+    if track.env == REPLACE_ENV:
+        # Episodes of windows, scored against the per-window closed form; no best-known record.
+        return run_replace_track(track, specs, baselines, limit, log)
+    skipped = [s for s in specs if is_replace_spec(s)]
+    if skipped:
+        log(f"track {track.name}: skipping {', '.join(skipped)} (re-placement policies run on the drift tracks)")
+        specs = [s for s in specs if not is_replace_spec(s)]
     policies = {} if policies is None else policies
     t0 = time.perf_counter()
     problems = track.problems(limit)

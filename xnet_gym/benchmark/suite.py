@@ -30,8 +30,9 @@ SUITE_FILE = Path(__file__).with_name("suite.toml")
 SUITE_VERSION = 1
 TRACK_KEYS = ("name", "group", "description", "env", "scenario", "objective", "route", "tokens", "time_steps",
               "seeds", "budgets_s", "iterations", "quick", "instances_sha256")
-GROUPS = ("in-distribution", "ood-routing", "ood-constellation", "ood-model", "quick")
-TRACK_ENVS = ("xnet_gym/ExpertPlacement-v0", "xnet_gym/ExpertRefine-v0")
+GROUPS = ("in-distribution", "ood-routing", "ood-constellation", "ood-model", "drift", "quick")
+REPLACE_ENV = "xnet_gym/ExpertReplace-v0"      # re-placement tracks (`replace_track.py`)
+TRACK_ENVS = ("xnet_gym/ExpertPlacement-v0", "xnet_gym/ExpertRefine-v0", REPLACE_ENV)
 MAX_SEED = 2**63 - 1          # what numpy's SeedSequence and gymnasium's reset take without wrapping
 
 
@@ -67,9 +68,13 @@ class Track:
 
     def problems(self, limit: int | None = None) -> list:
         """The track's instances (`xnet_gym.envs.Problem`), in seed order: the episodes its
-        env draws on those seeds. `limit` keeps the first N."""
+        env draws on those seeds. `limit` keeps the first N. (A re-placement track's
+        instances are runs of windows: `replace_track.track_episodes`.)"""
         import gymnasium as gym
 
+        if self.env == REPLACE_ENV:
+            raise BenchmarkError(f"track {self.name}: a re-placement track's instances are episodes of windows "
+                                 "(xnet_gym.benchmark.replace_track.track_episodes), not placement problems")
         env = gym.make(self.env, **self.env_kwargs)
         out = []
         for seed in self.seeds[:limit]:
@@ -153,6 +158,12 @@ def _track(table, index: int, folder: Path, names: set) -> Track:
         check_choice(BenchmarkError, f"{where}: route", route, ROUTES)
     tokens = table.get("tokens")
     time_steps = table.get("time_steps")
+    if table["env"] == REPLACE_ENV:
+        for key in ("tokens", "time_steps", "route", "objective", "budgets_s", "iterations"):
+            if key in table:
+                raise field_error(BenchmarkError, f"{where}: {key}", table[key],
+                                  "a re-placement track takes its windows and budget from the scenario's "
+                                  "[workload] and [migration] tables")
     digest = table.get("instances_sha256")
     if digest is not None and (not isinstance(digest, str) or len(digest) != 64):
         raise field_error(BenchmarkError, f"{where}: instances_sha256", digest, "must be 64 hex digits")
@@ -226,10 +237,24 @@ def instances_sha256(problems) -> str:
     return h.hexdigest()
 
 
+def track_sha256(track: Track, limit: int | None = None) -> str:
+    """The hash of a track's instances (its first `limit`), whatever its env."""
+    if track.env == REPLACE_ENV:
+        from .replace_track import episodes_sha256, track_episodes
+        envs, episodes = track_episodes(track, limit)
+        envs.close()
+        return episodes_sha256(episodes)
+    return instances_sha256(track.problems(limit))
+
+
 def check_instances(track: Track, problems) -> str:
     """The hash of `problems`; an error if the suite records another one for the track."""
-    digest = instances_sha256(problems)
-    if track.instances_sha256 is not None and len(problems) == len(track.seeds) and digest != track.instances_sha256:
+    return check_instances_digest(track, instances_sha256(problems), len(problems))
+
+
+def check_instances_digest(track: Track, digest: str, n_instances: int) -> str:
+    """`digest`, or an error if the suite records another one for the track's full set of instances."""
+    if track.instances_sha256 is not None and n_instances == len(track.seeds) and digest != track.instances_sha256:
         raise field_error(BenchmarkError, f"track {track.name}: instances_sha256", track.instances_sha256,
                           f"does not match the instances built here ({digest}): the scenario, its data or the "
                           "generator changed, so scores would not be comparable with the leaderboard's")
