@@ -339,3 +339,20 @@ def test_an_agent_trained_on_tiny_drift_re_places_better_than_never_moving(tmp_p
     agent, static = rows[str(out / "model.zip")], rows["static"]
     assert agent["geomean_ratio"] < static["geomean_ratio"] - 0.005
     assert agent["experts_moved_per_window"] > 0
+
+
+def test_a_pickled_env_continues_the_same_episode():
+    import pickle
+
+    env = make_tiny_env(gain_observation=True)
+    env.reset(seed=1)
+    env.step(env.unwrapped.greedy_action())
+    twin = pickle.loads(pickle.dumps(env))
+    done = False
+    while not done:
+        a = env.unwrapped.greedy_action()
+        assert twin.unwrapped.greedy_action() == a
+        obs, r, done, _, info = env.step(a)
+        obs2, r2, _, _, info2 = twin.step(a)
+        assert r == r2 and all(np.array_equal(obs[k], obs2[k]) for k in obs)
+    assert info["mean_ratio_to_reference"] == info2["mean_ratio_to_reference"]
