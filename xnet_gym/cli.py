@@ -419,8 +419,7 @@ def cmd_benchmark(args) -> int:
         from .show import canvas
         canvas.require_matplotlib()
     from .agents.replace_eval import parse_replace_policy
-    from .benchmark.policies import parse_policy
-    from .benchmark.replace_track import is_replace_spec
+    from .benchmark.policies import is_replace_spec, parse_policy
     # Bad specs fail before any work: re-placement specs run on the drift tracks, the rest elsewhere.
     policies = {spec: parse_policy(spec) for spec in args.policy if not is_replace_spec(spec)}
     for spec in args.policy:

@@ -273,6 +273,28 @@ _ALLOWED = ("allowed: analytic, a solver name (optionally @SECONDSs or @ITERATIO
             "module:function or file.py:function, or a path to an SB3 .zip")
 
 
+def replace_runner():
+    """`xnet_gym.agents.replace_eval`, which runs re-placement policies (baselines, players,
+    zips) on held-out episodes: the re-placement tracks reach the agents through here."""
+    from ..agents import replace_eval
+    return replace_eval
+
+
+def is_replace_spec(spec) -> bool:
+    """A policy spec of `xnet-gym replace` (a re-placement baseline, a player, a zip trained on
+    ExpertReplace-v0), which only re-placement tracks run; every other spec is a placement
+    policy, which only the other tracks run."""
+    from ..agents.players import _run_config
+    from ..baselines.replacement import REPLACERS
+
+    if not isinstance(spec, str):
+        return False
+    runner = replace_runner()
+    if spec.endswith(".zip"):
+        return _run_config(Path(spec)).get("env") == runner.ENV_ID
+    return spec in runner.PLAYERS or spec.partition(":")[0] in REPLACERS
+
+
 def parse_policy(spec: str):
     """A policy from its command-line spec (module docstring)."""
     if not isinstance(spec, str) or not spec:

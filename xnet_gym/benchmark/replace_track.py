@@ -17,31 +17,16 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
+from .policies import is_replace_spec, replace_runner
 from .suite import Track, _ns, check_instances_digest
 
 # `--baselines` on a re-placement track: the issue's baselines and the players.
 REPLACE_BASELINES = ("static", "static:fit=pooled", "periodic-resolve", "periodic-resolve:history_tokens=1024",
                      "periodic-resolve:history_tokens=1024,polish=true", "periodic-resolve:history_tokens=10000000",
                      "oracle", "greedy")
-
-
-def is_replace_spec(spec) -> bool:
-    """A policy spec of `xnet-gym replace` (a re-placement baseline, a player, a zip trained on
-    ExpertReplace-v0), which only re-placement tracks run; every other spec is a placement
-    policy, which only the other tracks run."""
-    from ..agents.players import _run_config
-    from ..agents.replace_eval import ENV_ID, PLAYERS
-    from ..baselines.replacement import REPLACERS
-
-    if not isinstance(spec, str):
-        return False
-    if spec.endswith(".zip"):
-        return _run_config(Path(spec)).get("env") == ENV_ID
-    return spec in PLAYERS or spec.partition(":")[0] in REPLACERS
 
 
 def episode_digest(episode) -> bytes:
@@ -69,22 +54,21 @@ def episodes_sha256(episodes) -> str:
 
 def track_episodes(track: Track, limit: int | None = None):
     """(held-out envs, the track's episodes in seed order); close the envs when done."""
-    from ..agents.replace_eval import HeldOutEnvs
-
-    envs = HeldOutEnvs(track.scenario)
+    envs = replace_runner().HeldOutEnvs(track.scenario)
     return envs, [envs.episode(s) for s in track.seeds[:limit]]
 
 
 def run_replace_track(track: Track, specs: list, baselines: bool, limit: int | None, log: Callable[[str], None]):
-    from ..agents.replace_eval import parse_replace_policy, run_policies
     from .runner import TrackResult
+
+    runner = replace_runner()
 
     skipped = [getattr(s, "name", s) for s in specs if not is_replace_spec(s)]
     if skipped:
         log(f"track {track.name}: skipping {', '.join(map(str, skipped))} (placement policies; a re-placement "
             "track runs the specs of `xnet-gym replace`)")
     names = list(dict.fromkeys([*(REPLACE_BASELINES if baselines else ()), *(s for s in specs if is_replace_spec(s))]))
-    policies = [parse_replace_policy(spec) for spec in names]
+    policies = [runner.parse_replace_policy(spec) for spec in names]
     t0 = time.perf_counter()
     envs, episodes = track_episodes(track, limit)
     try:
@@ -92,7 +76,7 @@ def run_replace_track(track: Track, specs: list, baselines: bool, limit: int | N
         digest = check_instances_digest(track, episodes_sha256(episodes), len(episodes))
         log(f"track {track.name}: {len(episodes)} episodes built in {time.perf_counter() - t0:.1f} s "
             f"(sha256 {digest[:12]})")
-        _, scores, seconds = run_policies(envs, policies, seeds, log)
+        _, scores, seconds = runner.run_policies(envs, policies, seeds, log)
     finally:
         envs.close()
     reference = np.array([np.mean([s.reference_s for s in run]) for run in next(iter(scores.values()))]) \

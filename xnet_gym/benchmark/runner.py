@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write_text
-from .policies import Episode, parse_policy
-from .replace_track import is_replace_spec, run_replace_track
+from .policies import Episode, is_replace_spec, parse_policy
+from .replace_track import run_replace_track
 from .suite import REPLACE_ENV, Track, check_instances
 
 BEST_KNOWN_FILE = Path(__file__).with_name("best_known.json")
