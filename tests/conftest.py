@@ -10,23 +10,6 @@ ESFT = SHARED / "moe" / "esft_deepseek_v2_lite"
 TLE_FILE = SHARED / "tle" / "starlink_celestrak_2025-12-07.txt"
 
 
-# The suite runs on two workers (pytest-xdist, `-n 2` in pyproject.toml). The longest tests go
-# first, so that neither worker is left alone with one of them at the end (longest-first
-# scheduling): the Ray sweeps, then the other tests that train (marked `slow`). An order only;
-# nothing depends on it.
-LONGEST_FIRST = ("tests/test_sweep.py::test_sweep_on_tiny_two_seeds_two_objectives_then_resume",
-                 "tests/test_user_defects.py::test_a_killed_sweep_leaves_no_ray_process_behind",
-                 "tests/test_headroom.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    def rank(item) -> int:
-        if item.nodeid.startswith(LONGEST_FIRST):
-            return 0
-        return 1 if item.get_closest_marker("slow") is not None else 2
-    items.sort(key=rank)
-
-
 def need_shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not found at {path}")

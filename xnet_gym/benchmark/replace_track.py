@@ -14,14 +14,13 @@ window's reference latency (to the nanosecond).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 
 import numpy as np
 
 from .policies import is_replace_spec, replace_runner
-from .suite import Track, _ns, check_instances_digest
+from .suite import Track, _ns, arrays_digest, check_instances_digest, digests_sha256
 
 # `--baselines` on a re-placement track: the baselines and the players.
 REPLACE_BASELINES = ("static", "static:fit=pooled", "periodic-resolve", "periodic-resolve:history_tokens=1024",
@@ -38,18 +37,11 @@ def episode_digest(episode) -> bytes:
     parts = [np.array([episode.layer], np.int64), np.asarray(episode.candidates, np.int64),
              np.asarray(w.time_steps, np.int64), *(np.asarray(t.experts[episode.layer], np.int64) for t in w.traces),
              _ns(np.array(refs)), np.array([episode.expert_bytes, int(episode.budget_bytes)], np.int64)]
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(np.asarray(p.shape, np.int64).tobytes())
-        h.update(np.ascontiguousarray(p).tobytes())
-    return h.digest()
+    return arrays_digest(parts)
 
 
 def episodes_sha256(episodes) -> str:
-    h = hashlib.sha256()
-    for ep in episodes:
-        h.update(episode_digest(ep))
-    return h.hexdigest()
+    return digests_sha256(episodes, episode_digest)
 
 
 def track_episodes(track: Track, limit: int | None = None):

@@ -223,6 +223,11 @@ def problem_digest(problem) -> bytes:
              np.asarray(b.candidates[i], np.int64), np.asarray(b.time_steps[i], np.int64),
              np.asarray(b.sets[i], np.int64), np.asarray(b.counts[i], np.int64),
              _ns(b.leg_cost_s[i]), _ns(b.candidate_time_s[i]), _ns(np.array([problem.reference_s]))]
+    return arrays_digest(parts)
+
+
+def arrays_digest(parts) -> bytes:
+    """SHA-256 of arrays, each with its shape, so that no two lists of arrays collide."""
     h = hashlib.sha256()
     for p in parts:
         h.update(np.asarray(p.shape, np.int64).tobytes())
@@ -230,11 +235,16 @@ def problem_digest(problem) -> bytes:
     return h.digest()
 
 
-def instances_sha256(problems) -> str:
+def digests_sha256(items, digest) -> str:
+    """The hex SHA-256 of `digest(item)` over the items, in order: a track's hash."""
     h = hashlib.sha256()
-    for p in problems:
-        h.update(problem_digest(p))
+    for item in items:
+        h.update(digest(item))
     return h.hexdigest()
+
+
+def instances_sha256(problems) -> str:
+    return digests_sha256(problems, problem_digest)
 
 
 def track_sha256(track: Track, limit: int | None = None) -> str:
