@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xnet_gym.atomic import atomic_write, atomic_write_text
+from xnet_gym.atomic import atomic_write_text
 from xnet_gym.baselines.replacement import Oracle, PeriodicResolve, Static, score_run
 from xnet_gym.errors import ScenarioError, check_int
 from xnet_gym.instance import build_instance
@@ -113,14 +113,12 @@ def run_cell(cell: tuple[str, str, str], episodes: int) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from xnet_gym.show import canvas
 
     keys = [(r["scenario"], r["schedule"]) for r in rows if r["policy"] == "static"]
     labels = [f"{sc.replace('deepseek-', '').replace('-drift', '')}\n{s}" for sc, s in keys]
-    fig, ax = plt.subplots(figsize=(12, 4.2))
+    fig = canvas.figure(12, 4.2, dpi=110)          # its own Agg canvas: no backend is switched
+    ax = fig.add_subplot()
     width = 0.8 / len(POLICIES)
     for i, p in enumerate(POLICIES):
         vals = [next(r["geomean_ratio"] for r in rows if (r["scenario"], r["schedule"]) == k and r["policy"] == p)
@@ -136,10 +134,7 @@ def plot(rows: list[dict], path: Path) -> None:
     hi = max(r["geomean_ratio"] for r in rows)
     ax.set_ylim(min(0.98, lo - 0.01), hi + 0.01)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buf.getvalue()))
+    canvas.save_png(fig, path)
 
 
 def markdown(rows: list[dict]) -> str:
